@@ -1,0 +1,250 @@
+//! The command line: one binary, roles and tools as subcommands.
+
+use crate::config::{self, Settings};
+use crate::domain::reply::{self, Lang};
+use crate::server::{self, Roles};
+use crate::templates::{self, Templates};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "rappel", version, about = "Appointment-confirmation campaigns for imaging centres")]
+pub struct Cli {
+    /// Configuration directory (default: ./config when present, else the built-in defaults).
+    #[arg(long, global = true, env = "RAPPEL_CONFIG_DIR")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (admin API, webhooks, /healthz) and, unless --no-worker, the worker.
+    Serve {
+        /// Only the HTTP server; run `rappel worker` processes beside it.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run only the worker: planner, step dispatch, agenda outbox.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import appointments into the built-in agenda from a CSV or JSON file (all or nothing).
+    Import {
+        /// The file (CSV with a header line, or a JSON array).
+        file: PathBuf,
+    },
+    /// Run a whole day of a two-site imaging group on a temporary database, accelerated.
+    Demo {
+        /// Seed of the simulated patients.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Measure dispatch throughput, reply latency and memory; prints a final JSON line.
+    Bench {
+        /// Appointments to seed.
+        #[arg(long, default_value_t = 100_000)]
+        appointments: usize,
+        /// Database URL (default: a temporary SQLite file).
+        #[arg(long, env = "RAPPEL_BENCH_DATABASE_URL")]
+        database: Option<String>,
+        /// Provider: sandbox.
+        #[arg(long, default_value = "sandbox")]
+        provider: String,
+        /// Replies to time for the latency figures.
+        #[arg(long, default_value_t = 2_000)]
+        replies: usize,
+    },
+    /// Classify replies read one per line on standard input; one JSON object per line out.
+    Classify {
+        /// Force the language instead of detecting it.
+        #[arg(long, value_parser = ["fr", "en"])]
+        lang: Option<String>,
+    },
+    /// Validate the configuration and the templates; print SMS encoding and segments.
+    CheckConfig,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let quiet = matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Bench { .. } | Command::Classify { .. } | Command::CheckConfig
+    );
+    init_tracing(if quiet { "warn" } else { "info" });
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn,apalis=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_settings(dir: Option<&std::path::Path>) -> Result<Settings> {
+    let dir = config::config_dir(dir);
+    config::load(dir.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve { no_worker } => {
+            let engine = server::build_engine(load_settings(cli.config.as_deref())?, None).await?;
+            let token = CancellationToken::new();
+            server::cancel_on_signal(token.clone());
+            server::run(engine, Roles { http: true, worker: !no_worker }, token).await?;
+        }
+        Command::Worker => {
+            let engine = server::build_engine(load_settings(cli.config.as_deref())?, None).await?;
+            let token = CancellationToken::new();
+            server::cancel_on_signal(token.clone());
+            server::run(engine, Roles { http: false, worker: true }, token).await?;
+        }
+        Command::Migrate => {
+            let settings = load_settings(cli.config.as_deref())?;
+            let db = crate::store::Db::connect(&settings.database.url, 2).await?;
+            db.migrate().await?;
+            println!("migrations applied ({})", db.backend.as_str());
+        }
+        Command::Import { file } => {
+            let settings = load_settings(cli.config.as_deref())?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file.display().to_string();
+            let appts = match crate::agenda::parse_import(&name, &text, &settings) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("import rejected, nothing written:\n{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let engine = server::build_engine(settings, None).await?;
+            let report = crate::agenda::write_appointments(&engine, &appts).await?;
+            let planned = engine.plan().await?;
+            println!(
+                "imported {} appointments: {} new, {} moved, {} cancelled, {} unchanged; {} campaigns opened",
+                appts.len(),
+                report.created,
+                report.moved,
+                report.cancelled,
+                report.unchanged,
+                planned.opened
+            );
+        }
+        Command::Demo { seed } => {
+            crate::demo::run(seed).await?;
+        }
+        Command::Bench {
+            appointments,
+            database,
+            provider,
+            replies,
+        } => {
+            if provider != "sandbox" {
+                anyhow::bail!("--provider: unknown provider '{provider}' (sandbox)");
+            }
+            crate::bench::run(appointments, database, replies).await?;
+        }
+        Command::Classify { lang } => {
+            let lang = lang.as_deref().and_then(Lang::parse);
+            let vocab = reply::Vocabulary::default();
+            let stdin = std::io::stdin();
+            let mut out = std::io::stdout().lock();
+            for line in stdin.lock().lines() {
+                let line = line.context("reading standard input")?;
+                let c = reply::classify(&line, lang, &vocab);
+                serde_json::to_writer(&mut out, &c)?;
+                writeln!(out)?;
+            }
+        }
+        Command::CheckConfig => {
+            let dir = config::config_dir(cli.config.as_deref());
+            let settings = match config::load(dir.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let templates = Templates::load(settings.templates_dir.as_deref())
+                .context("templates")?;
+            println!(
+                "configuration ok ({}): {} sites, {} exams, {} policies",
+                dir.map(|d| d.display().to_string()).unwrap_or_else(|| "built-in".into()),
+                settings.sites.len(),
+                settings.exams.len(),
+                settings.policies.len()
+            );
+            let site = settings.sites.values().next().expect("validated: one site at least");
+            println!("{:<22} {:<10} {:>6} {:>9}  source", "template", "encoding", "chars", "segments");
+            for locale in templates::LOCALES {
+                for name in templates::NAMES {
+                    let ctx = sample_context(&settings, site, locale);
+                    let text = templates
+                        .render(locale, name, &ctx)
+                        .with_context(|| format!("template {locale}/{name}"))?;
+                    let s = templates::segments(&text);
+                    let source = templates
+                        .sources
+                        .iter()
+                        .find(|(n, _)| n == &format!("{locale}/{name}"))
+                        .map(|(_, s)| s.as_str())
+                        .unwrap_or("");
+                    println!(
+                        "{:<22} {:<10} {:>6} {:>9}  {source}",
+                        format!("{locale}/{name}"),
+                        if s.gsm7 { "GSM-7" } else { "UCS-2" },
+                        s.units,
+                        if name == "call" { "(voice)".to_string() } else { s.segments.to_string() },
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A realistic worst case for segment counts: the longest site name, a long date, preparation.
+fn sample_context(settings: &Settings, site: &config::Site, locale: &str) -> templates::MessageContext {
+    let longest = settings
+        .sites
+        .values()
+        .max_by_key(|s| s.name.chars().count())
+        .unwrap_or(site);
+    let at = chrono::Utc::now();
+    let (date, time) = templates::date_time(longest, locale, at);
+    let preparation = settings
+        .exams
+        .values()
+        .map(|e| templates::preparation(e, locale))
+        .max_by_key(|p| p.chars().count())
+        .unwrap_or_default();
+    templates::MessageContext {
+        centre: longest.name.clone(),
+        centre_phone: longest.phone.as_ref().map(|p| p.as_e164().to_string()).unwrap_or_default(),
+        date: format!("{date} "),
+        time,
+        appointments: vec![],
+        preparation,
+        late: true,
+    }
+}

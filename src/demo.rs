@@ -1,0 +1,372 @@
+//! `rappel demo`: a whole day of a two-site imaging group (Paris and Réunion, about 200
+//! appointments) on a temporary SQLite database, through the real planner, dispatcher, reply
+//! path and agenda outbox, with the sandbox provider and a simulated population of patients.
+//!
+//! The clock is a discrete-event one: the engine runs until idle at the current instant, then
+//! the clock jumps to the next thing that happens (a step due, a patient's reply, an outbox
+//! retry). Three simulated days take a few seconds.
+
+use crate::clock::{Clock, ManualClock};
+use crate::config::{self, Layer};
+use crate::domain::calendar::resolve_local;
+use crate::domain::types::{Channel, PhoneNumber};
+use crate::engine::{Engine, Inbound};
+use crate::provider::{Sandbox, SandboxSent};
+use crate::store::Db;
+use crate::templates::Templates;
+use anyhow::Result;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What a campaign run achieved; printed by the demo and served by `/admin/stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub appointments: i64,
+    pub messages_sent: i64,
+    pub calls_placed: i64,
+    pub acknowledgements: i64,
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub slots_released: i64,
+    pub reschedule_requested: i64,
+    pub escalated_to_secretaries: i64,
+    pub unreachable: i64,
+    pub opted_out: i64,
+    pub invalid_contact: i64,
+    pub still_active: i64,
+    pub confirmation_rate: f64,
+    pub states: BTreeMap<String, i64>,
+    pub reply_intents: BTreeMap<String, i64>,
+}
+
+impl Summary {
+    pub async fn read(db: &Db) -> Result<Summary> {
+        let one = |sql: &'static str| {
+            let pool = db.pool.clone();
+            async move {
+                let r = sqlx::query(sql).fetch_one(&pool).await?;
+                Ok::<i64, anyhow::Error>(r.try_get::<i64, _>("n")?)
+            }
+        };
+        let states = crate::engine::state_counts(db).await?;
+        let s = |k: &str| states.get(k).copied().unwrap_or(0);
+        let mut intents = BTreeMap::new();
+        for r in sqlx::query("SELECT intent, COUNT(*) AS n FROM replies GROUP BY intent")
+            .fetch_all(&db.pool)
+            .await?
+        {
+            intents.insert(r.try_get::<String, _>("intent")?, r.try_get::<i64, _>("n")?);
+        }
+        let appointments = one("SELECT COUNT(*) AS n FROM appointments").await?;
+        let confirmed = s("confirmed");
+        Ok(Summary {
+            appointments,
+            messages_sent: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'request' AND channel <> 'call' AND state NOT IN ('sending', 'refused')").await?,
+            calls_placed: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'request' AND channel = 'call' AND state NOT IN ('sending', 'refused')").await?,
+            acknowledgements: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'ack' AND state NOT IN ('sending', 'refused')").await?,
+            confirmed,
+            cancelled: s("cancelled"),
+            slots_released: one("SELECT COUNT(*) AS n FROM outbox WHERE action = 'release' AND state = 'done'").await?,
+            reschedule_requested: s("reschedule_requested"),
+            escalated_to_secretaries: one("SELECT COUNT(*) AS n FROM notes").await?,
+            unreachable: s("unreachable"),
+            opted_out: s("opted_out"),
+            invalid_contact: s("invalid_contact"),
+            still_active: s("scheduled") + s("awaiting_reply"),
+            confirmation_rate: if appointments > 0 {
+                confirmed as f64 / appointments as f64
+            } else {
+                0.0
+            },
+            states,
+            reply_intents: intents,
+        })
+    }
+
+    pub fn print(&self) {
+        let rows: [(&str, String); 13] = [
+            ("appointments", self.appointments.to_string()),
+            ("messages sent", self.messages_sent.to_string()),
+            ("calls placed", self.calls_placed.to_string()),
+            ("acknowledgements sent", self.acknowledgements.to_string()),
+            ("confirmed", self.confirmed.to_string()),
+            ("cancelled by patients", self.cancelled.to_string()),
+            ("slots released in agenda", self.slots_released.to_string()),
+            ("reschedule requested", self.reschedule_requested.to_string()),
+            ("notes for secretaries", self.escalated_to_secretaries.to_string()),
+            ("unreachable", self.unreachable.to_string()),
+            ("opted out", self.opted_out.to_string()),
+            ("invalid contact", self.invalid_contact.to_string()),
+            ("confirmation rate", format!("{:.1} %", self.confirmation_rate * 100.0)),
+        ];
+        println!("\n+-------------------------------+----------+");
+        println!("| {:<29} | {:>8} |", "summary", "");
+        println!("+-------------------------------+----------+");
+        for (k, v) in rows {
+            println!("| {k:<29} | {v:>8} |");
+        }
+        println!("+-------------------------------+----------+");
+        println!("| {:<29} | {:>8} |", "replies understood as", "");
+        println!("+-------------------------------+----------+");
+        for (k, v) in &self.reply_intents {
+            println!("| {k:<29} | {v:>8} |");
+        }
+        println!("+-------------------------------+----------+");
+    }
+}
+
+/// How a simulated patient behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persona {
+    /// Answers the first message with a confirmation, after a delay.
+    Confirms,
+    Cancels,
+    Reschedules,
+    AsksQuestion,
+    Urgent,
+    OptsOut,
+    /// Ignores messages, answers a call and presses 1.
+    AnswersCallConfirms,
+    /// Ignores messages, answers a call and presses 2.
+    AnswersCallCancels,
+    /// Never answers anything.
+    Silent,
+}
+
+const CONFIRM_FR: &[&str] = &["oui", "Oui merci", "ok c bon", "je serai là", "1", "👍", "oui je confirme", "Ouiii merci beaucoup", "oui mais j'aurai 10 min de retard", "d'accord, à demain"];
+const CONFIRM_EN: &[&str] = &["yes", "Yes I'll be there", "1", "ok see you then", "confirmed, thanks"];
+const CANCEL_FR: &[&str] = &["non", "2", "je ne pourrai pas venir", "annuler svp", "Bonjour, je dois annuler mon rdv", "j'annule désolé"];
+const CANCEL_EN: &[&str] = &["no", "2", "can't make it, sorry", "please cancel", "I won't be able to come"];
+const RESCHEDULE_FR: &[&str] = &["est-ce possible de décaler à la semaine prochaine ?", "je voudrais reporter", "un autre créneau svp", "3"];
+const RESCHEDULE_EN: &[&str] = &["can we move it to friday?", "I need to reschedule", "3"];
+const QUESTION_FR: &[&str] = &["faut-il être à jeun ?", "quelle est l'adresse exacte ?", "je dois apporter quels documents ?", "c'est combien de temps ?"];
+const QUESTION_EN: &[&str] = &["do I need to fast?", "what is the address?", "how long does it take?"];
+const URGENT_FR: &[&str] = &["je suis enceinte, est-ce un problème ?", "je suis allergique à l'iode", "j'ai un pacemaker", "je suis claustrophobe, j'ai très peur"];
+const URGENT_EN: &[&str] = &["I'm pregnant, is that ok?", "I have a pacemaker", "I am allergic to contrast dye"];
+const OPT_OUT: &[&str] = &["STOP", "stop sms", "ne plus recevoir de sms"];
+
+fn persona(rng: &mut StdRng) -> Persona {
+    match rng.random_range(0..100) {
+        0..=51 => Persona::Confirms,
+        52..=59 => Persona::Cancels,
+        60..=63 => Persona::Reschedules,
+        64..=67 => Persona::AsksQuestion,
+        68..=69 => Persona::Urgent,
+        70 => Persona::OptsOut,
+        71..=80 => Persona::AnswersCallConfirms,
+        81..=83 => Persona::AnswersCallCancels,
+        _ => Persona::Silent,
+    }
+}
+
+fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
+    list[rng.random_range(0..list.len())]
+}
+
+struct Patient {
+    persona: Persona,
+    english: bool,
+    answered: bool,
+}
+
+const FIRST: &[&str] = &["Marie", "Jean", "Sophie", "Pierre", "Nathalie", "Michel", "Isabelle", "Alain", "Catherine", "Philippe", "Sandrine", "Karim", "Fatima", "Lucas", "Chloé", "Thomas", "Aïcha", "Julien", "Emma", "Hugo"];
+const LAST: &[&str] = &["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau", "Payet", "Hoarau", "Grondin", "Fontaine", "Lefèvre", "Nguyen", "Benali", "Rivière"];
+const EXAMS: &[(&str, u32)] = &[("IRM-CER", 30), ("IRM-GEN", 20), ("IRM-ABD", 40), ("TDM-THO", 15), ("TDM-ABD", 20), ("ECHO-ABD", 20), ("ECHO-PEL", 20), ("RX-THO", 10), ("RX-OST", 10), ("MAMMO", 20), ("TEP-FDG", 120), ("SCINTI-OS", 180)];
+
+/// The demo day: the first Wednesday at least three days ahead, so the campaigns open on J-2
+/// and the worker has room to escalate.
+fn demo_day(today: NaiveDate) -> NaiveDate {
+    let mut d = today + Duration::days(3);
+    while d.weekday() != Weekday::Wed {
+        d += Duration::days(1);
+    }
+    d
+}
+
+/// Builds the day's agenda as CSV (the same path as `rappel import`).
+fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
+    let mut csv = String::from("external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel\n");
+    let mut n = 0;
+    let sites = [("paris-nord", 130usize, "33", 8u32, 19u32), ("saint-denis-reunion", 70, "262", 7, 17)];
+    for (site, count, cc, open, close) in sites {
+        let slots_per_hour = count.div_ceil((close - open) as usize);
+        let mut repeat_phone: Option<String> = None;
+        for i in 0..count {
+            n += 1;
+            let hour = open + (i / slots_per_hour) as u32;
+            let minute = ((i % slots_per_hour) * 60 / slots_per_hour) as u32;
+            let (exam, dur) = EXAMS[rng.random_range(0..EXAMS.len())];
+            let name = format!("{} {}", pick(rng, FIRST), pick(rng, LAST));
+            let roll = rng.random_range(0..100);
+            let phone = if roll < 2 {
+                String::new()
+            } else if roll < 7 {
+                // landline: calls only
+                if cc == "33" { format!("+3314{:07}", rng.random_range(0..10_000_000)) } else { format!("+262262{:06}", rng.random_range(0..1_000_000)) }
+            } else if roll < 10 && repeat_phone.is_some() {
+                // same patient, second exam the same day: one message for both
+                repeat_phone.clone().unwrap_or_default()
+            } else if cc == "33" {
+                format!("+336{:08}", rng.random_range(0..100_000_000))
+            } else {
+                format!("+262692{:06}", rng.random_range(0..1_000_000))
+            };
+            if roll >= 10 && !phone.is_empty() {
+                repeat_phone = Some(phone.clone());
+            }
+            let locale = if rng.random_range(0..100) < 10 { "en" } else { "fr" };
+            let channel = if rng.random_range(0..100) < 15 { "whatsapp" } else { "sms" };
+            csv.push_str(&format!(
+                "RDV-{n:04},{site},{exam},{day}T{hour:02}:{minute:02},{dur},{name},{phone},{locale},{channel}\n"
+            ));
+        }
+    }
+    csv
+}
+
+pub async fn run(seed: u64) -> Result<()> {
+    let started = std::time::Instant::now();
+    let dir = std::env::temp_dir().join(format!("rappel-demo-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let db_path = dir.join("demo.db");
+    let mut layers = config::read_layers(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    layers.push(Layer {
+        name: "demo".into(),
+        text: format!("[database]\nurl = \"sqlite://{}\"\n", db_path.display()),
+    });
+    let settings = config::load_from(&layers, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let day = demo_day(Utc::now().date_naive());
+    let paris: chrono_tz::Tz = chrono_tz::Europe::Paris;
+    let start = resolve_local(paris, (day - Duration::days(3)).and_time(NaiveTime::from_hms_opt(6, 0, 0).expect("time")));
+    let end = resolve_local(paris, (day + Duration::days(1)).and_time(NaiveTime::MIN));
+    let clock = Arc::new(ManualClock::new(start));
+
+    let db = Db::connect(&settings.database.url, 4).await?;
+    db.migrate().await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<SandboxSent>();
+    let provider = Arc::new(Sandbox::with_listener(db.clone(), tx));
+    let templates = Arc::new(Templates::load(None)?);
+    let engine = Engine::new(db.clone(), Arc::new(settings), clock.clone(), provider, templates);
+
+    let csv = agenda_csv(day, &mut rng);
+    let appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::agenda::write_appointments(&engine, &appts).await?;
+    println!(
+        "Rappel demo: {} appointments on {day} at 2 sites (Paris, Réunion); simulated clock from {} to {} (Paris time)",
+        appts.len(),
+        start.with_timezone(&paris).format("%a %d %b %H:%M"),
+        end.with_timezone(&paris).format("%a %d %b %H:%M"),
+    );
+
+    let mut patients: HashMap<String, Patient> = HashMap::new();
+    let mut pending: BTreeMap<DateTime<Utc>, Vec<Inbound>> = BTreeMap::new();
+    let mut next_progress = start;
+    let mut seq = 0u64;
+    loop {
+        engine.run_until_idle().await?;
+        while let Ok(sent) = rx.try_recv() {
+            if sent.client_ref.contains("-s1000-") {
+                continue; // acknowledgements need no answer
+            }
+            let key = sent.to.as_e164().to_string();
+            let p = patients.entry(key).or_insert_with(|| Patient {
+                persona: persona(&mut rng),
+                english: false,
+                answered: false,
+            });
+            if p.answered {
+                continue;
+            }
+            let locale_en = sent.client_ref.len() % 10 == 0; // stable, cheap variety
+            p.english = p.english || locale_en;
+            let reply = simulated_reply(p, sent.channel, &mut rng);
+            if let Some((delay, text, channel)) = reply {
+                p.answered = true;
+                seq += 1;
+                pending.entry(sent.at + delay).or_default().push(Inbound {
+                    provider_id: format!("SMDEMO{seq:06}"),
+                    from: sent.to.clone(),
+                    channel,
+                    body: text.to_string(),
+                });
+            }
+        }
+        let now = clock.now();
+        if now >= next_progress {
+            let s = crate::engine::state_counts(&db).await?;
+            println!(
+                "  {}  confirmed {:>3}  cancelled {:>3}  awaiting {:>3}  to secretaries {:>3}",
+                now.with_timezone(&paris).format("%a %d %b %H:%M"),
+                s.get("confirmed").unwrap_or(&0),
+                s.get("cancelled").unwrap_or(&0),
+                s.get("awaiting_reply").unwrap_or(&0) + s.get("scheduled").unwrap_or(&0),
+                s.get("needs_human").unwrap_or(&0) + s.get("reschedule_requested").unwrap_or(&0),
+            );
+            next_progress = now + Duration::hours(6);
+        }
+        let next_reply = pending.keys().next().copied();
+        let next_step = engine.next_due().await?;
+        let next_plan = now + Duration::hours(1);
+        let next = [next_reply, next_step, Some(next_plan)]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min();
+        let Some(next) = next else { break };
+        if next >= end {
+            break;
+        }
+        clock.set(next);
+        let due: Vec<DateTime<Utc>> = pending.range(..=next).map(|(k, _)| *k).collect();
+        for k in due {
+            for msg in pending.remove(&k).unwrap_or_default() {
+                engine.handle_inbound(msg).await?;
+            }
+        }
+    }
+    clock.set(end);
+    engine.run_until_idle().await?;
+    let summary = Summary::read(&db).await?;
+    summary.print();
+    println!(
+        "finished in {:.1} s of real time; database kept at {}",
+        started.elapsed().as_secs_f64(),
+        db_path.display()
+    );
+    Ok(())
+}
+
+/// The reply a simulated patient gives to a message or a call, with its delay, if any.
+fn simulated_reply(p: &Patient, channel: Channel, rng: &mut StdRng) -> Option<(Duration, &'static str, Channel)> {
+    let en = p.english;
+    let delay = Duration::minutes(rng.random_range(3..240));
+    let text = |rng: &mut StdRng, fr: &[&'static str], en_list: &[&'static str]| {
+        if en { pick(rng, en_list) } else { pick(rng, fr) }
+    };
+    let reply_channel = if channel == Channel::Whatsapp { Channel::Whatsapp } else { Channel::Sms };
+    match (p.persona, channel) {
+        (Persona::Confirms, c) if c.is_message() => Some((delay, text(rng, CONFIRM_FR, CONFIRM_EN), reply_channel)),
+        (Persona::Cancels, c) if c.is_message() => Some((delay, text(rng, CANCEL_FR, CANCEL_EN), reply_channel)),
+        (Persona::Reschedules, c) if c.is_message() => Some((delay, text(rng, RESCHEDULE_FR, RESCHEDULE_EN), reply_channel)),
+        (Persona::AsksQuestion, c) if c.is_message() => Some((delay, text(rng, QUESTION_FR, QUESTION_EN), reply_channel)),
+        (Persona::Urgent, c) if c.is_message() => Some((delay, text(rng, URGENT_FR, URGENT_EN), reply_channel)),
+        (Persona::OptsOut, c) if c.is_message() => Some((delay, pick(rng, OPT_OUT), reply_channel)),
+        // Answered calls: the keypad digit arrives a minute later through the same reply path.
+        (Persona::AnswersCallConfirms | Persona::Confirms, Channel::Call) => Some((Duration::minutes(1), "1", Channel::Call)),
+        (Persona::AnswersCallCancels | Persona::Cancels, Channel::Call) => Some((Duration::minutes(1), "2", Channel::Call)),
+        _ => None,
+    }
+}
+
+#[allow(dead_code)]
+fn is_mobile(p: &str) -> bool {
+    PhoneNumber::parse(p).is_ok_and(|p| p.is_mobile())
+}

@@ -1,0 +1,609 @@
+//! The campaign state machine: `(campaign, event, now, policy, calendars) -> transition`.
+//!
+//! Pure: no I/O, the clock is an argument. Events are what happened (a step fell due, the
+//! provider accepted or refused, a reply with its intent, a call outcome, the appointment changed
+//! upstream); commands are what the shell must do (send, schedule the next step, write to the
+//! agenda, release the slot, write a note, acknowledge, record an opt-out). The worker, the demo
+//! and the bench all run this one function, so a policy can be tested over days of simulated
+//! time in microseconds.
+//!
+//! Rules that cost money or slots when wrong:
+//! - once a patient answers, no further touch on any channel (stop on any answer);
+//! - a confirm after the slot was released goes to a person, never silently back to booked;
+//! - after an opt-out the patient gets one confirmation of the opt-out and nothing else.
+
+use super::policy::{Calendars, Policy, next_local_day};
+use super::reply::Intent;
+use super::types::{CampaignState, Channel};
+use chrono::{DateTime, Duration, Utc};
+
+/// What the state machine knows of one campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    pub state: CampaignState,
+    /// Index of the step that is due next (or ran last while awaiting a reply).
+    pub step: u32,
+    pub attempt: u32,
+    pub appointment_start: DateTime<Utc>,
+    pub preferred: Channel,
+    /// Whether the number can receive SMS/WhatsApp (landlines get calls only).
+    pub mobile: bool,
+}
+
+/// Why the provider refused or could not deliver, reduced to what changes the campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Try the same attempt again later (429, 5xx without creation, network).
+    Transient { retry_at: DateTime<Utc> },
+    /// The number cannot receive this channel (landline 30006, unreachable 21614, WhatsApp
+    /// 63016/63024): move to the next step on another channel at once.
+    ChannelUnavailable,
+    /// The number does not exist (21211).
+    InvalidNumber,
+    /// The provider's own opt-out list (21610).
+    OptedOut,
+    /// Rappel's configuration is wrong (21606, authentication): pause rather than burn attempts.
+    Configuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    NoAnswer,
+    Busy,
+    Failed,
+    /// Answering machine: leave one short voicemail with no health data.
+    Machine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The centre moved the appointment or changed its exam: a new campaign replaces this one.
+    Superseded,
+    /// The centre cancelled the appointment.
+    Cancelled,
+    /// The appointment's start time passed.
+    Started,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The planner opened the campaign.
+    Opened,
+    /// The queued step fell due. The shell says whether the daily contact budget allows one
+    /// more touch and whether the number opted out meanwhile.
+    StepDue { budget_ok: bool, opted_out: bool },
+    /// The provider accepted the message or call of the current step.
+    Sent,
+    SendFailed(SendFailure),
+    /// A delivery status said undelivered/failed after acceptance.
+    Undelivered,
+    CallEnded(CallOutcome),
+    Reply { intent: Intent, late: bool },
+    Upstream(Upstream),
+    /// The lead campaign of a same-day group closed without a reply (followers mirror it).
+    LeadClosed(CampaignState),
+}
+
+impl Event {
+    /// Short name for the ledger.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Opened => "opened",
+            Event::StepDue { .. } => "step_due",
+            Event::Sent => "sent",
+            Event::SendFailed(_) => "send_failed",
+            Event::Undelivered => "undelivered",
+            Event::CallEnded(_) => "call_ended",
+            Event::Reply { .. } => "reply",
+            Event::Upstream(_) => "upstream",
+            Event::LeadClosed(_) => "lead_closed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteReason {
+    Urgent,
+    Question,
+    Unclear,
+    WrongPerson,
+    Reschedule,
+    ConfirmAfterRelease,
+    LateReply,
+    InvalidContact,
+    Unreachable,
+    ProviderConfiguration,
+}
+
+impl NoteReason {
+    /// 1 = urgent … 4 = low; secretaries read by priority then age.
+    pub fn priority(self) -> u8 {
+        match self {
+            NoteReason::Urgent => 1,
+            NoteReason::Question
+            | NoteReason::WrongPerson
+            | NoteReason::Reschedule
+            | NoteReason::ConfirmAfterRelease
+            | NoteReason::ProviderConfiguration => 2,
+            NoteReason::Unclear | NoteReason::LateReply | NoteReason::InvalidContact => 3,
+            NoteReason::Unreachable => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteReason::Urgent => "urgent",
+            NoteReason::Question => "question",
+            NoteReason::Unclear => "unclear",
+            NoteReason::WrongPerson => "wrong_person",
+            NoteReason::Reschedule => "reschedule",
+            NoteReason::ConfirmAfterRelease => "confirm_after_release",
+            NoteReason::LateReply => "late_reply",
+            NoteReason::InvalidContact => "invalid_contact",
+            NoteReason::Unreachable => "unreachable",
+            NoteReason::ProviderConfiguration => "provider_configuration",
+        }
+    }
+}
+
+/// The acknowledgement templates (`templates/<locale>/ack_<name>.txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    Confirmed { late: bool },
+    Cancelled,
+    Reschedule,
+    Holding,
+    OptOut,
+}
+
+impl Ack {
+    pub fn template(self) -> &'static str {
+        match self {
+            Ack::Confirmed { .. } => "ack_confirmed",
+            Ack::Cancelled => "ack_cancelled",
+            Ack::Reschedule => "ack_reschedule",
+            Ack::Holding => "ack_holding",
+            Ack::OptOut => "ack_opt_out",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Record the attempt under (campaign, step, attempt), then hand it to the provider.
+    Send {
+        channel: Channel,
+        template: String,
+        step: u32,
+        attempt: u32,
+    },
+    /// Queue the next step for `at`.
+    Schedule {
+        at: DateTime<Utc>,
+        step: u32,
+        attempt: u32,
+    },
+    /// Nothing more is due.
+    Unschedule,
+    ConfirmInAgenda,
+    ReleaseSlot,
+    Note(NoteReason),
+    Acknowledge(Ack),
+    RecordOptOut,
+    Voicemail,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub state: CampaignState,
+    pub step: u32,
+    pub attempt: u32,
+    pub commands: Vec<Command>,
+}
+
+impl Transition {
+    fn stay(c: &Campaign) -> Transition {
+        Transition {
+            state: c.state,
+            step: c.step,
+            attempt: c.attempt,
+            commands: Vec::new(),
+        }
+    }
+
+    fn to(c: &Campaign, state: CampaignState, commands: Vec<Command>) -> Transition {
+        Transition {
+            state,
+            step: c.step,
+            attempt: c.attempt,
+            commands,
+        }
+    }
+}
+
+/// The state machine. See the module doc.
+pub fn decide(
+    c: &Campaign,
+    event: &Event,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    use CampaignState as S;
+    match event {
+        Event::Upstream(change) => upstream(c, *change),
+        Event::Reply { intent, late } => reply(c, *intent, *late, policy),
+        Event::LeadClosed(state) if c.state.is_active() => Transition::to(c, *state, vec![]),
+        _ if !c.state.is_active() => Transition::stay(c),
+        Event::Opened => open(c, now, policy, cals),
+        Event::StepDue {
+            budget_ok,
+            opted_out,
+        } => step_due(c, *budget_ok, *opted_out, now, policy, cals),
+        Event::Sent => follow_up(c, now, policy, cals),
+        Event::SendFailed(f) => send_failed(c, *f, now, policy, cals),
+        Event::Undelivered if c.state == S::AwaitingReply => {
+            next_channel_at_once(c, now, policy, cals)
+        }
+        Event::Undelivered => Transition::stay(c),
+        Event::CallEnded(CallOutcome::Machine) => Transition {
+            commands: vec![Command::Voicemail],
+            ..Transition::stay(c)
+        },
+        // The next attempt was already queued when the call went out.
+        Event::CallEnded(_) => Transition::stay(c),
+        Event::LeadClosed(_) => Transition::stay(c),
+    }
+}
+
+fn upstream(c: &Campaign, change: Upstream) -> Transition {
+    use CampaignState as S;
+    match change {
+        Upstream::Cancelled if c.state != S::Cancelled => {
+            Transition::to(c, S::CancelledUpstream, vec![Command::Unschedule])
+        }
+        Upstream::Superseded if !matches!(c.state, S::Cancelled | S::CancelledUpstream) => {
+            Transition::to(c, S::Expired, vec![Command::Unschedule])
+        }
+        Upstream::Started if c.state.is_active() => {
+            Transition::to(c, S::Expired, vec![Command::Unschedule])
+        }
+        _ => Transition::stay(c),
+    }
+}
+
+fn open(c: &Campaign, now: DateTime<Utc>, policy: &Policy, cals: &Calendars) -> Transition {
+    match policy.next_runnable(
+        0,
+        c.preferred,
+        c.mobile,
+        None,
+        now,
+        c.appointment_start,
+        cals,
+    ) {
+        Some((step, _, at)) => Transition {
+            state: CampaignState::Scheduled,
+            step: step as u32,
+            attempt: 0,
+            commands: vec![Command::Schedule {
+                at,
+                step: step as u32,
+                attempt: 0,
+            }],
+        },
+        // Booked too late for any allowed window: a secretary calls if needed.
+        None => Transition::to(
+            c,
+            CampaignState::Unreachable,
+            vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)],
+        ),
+    }
+}
+
+fn step_due(
+    c: &Campaign,
+    budget_ok: bool,
+    opted_out: bool,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    if now >= c.appointment_start {
+        return Transition::to(c, CampaignState::Expired, vec![Command::Unschedule]);
+    }
+    if opted_out {
+        return Transition::to(c, CampaignState::OptedOut, vec![Command::Unschedule]);
+    }
+    let Some(spec) = policy.steps.get(c.step as usize) else {
+        // The wait after the last step is over.
+        return Transition::to(
+            c,
+            CampaignState::Unreachable,
+            vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)],
+        );
+    };
+    let Some(channel) = spec.channel.resolve(c.preferred, c.mobile) else {
+        return reschedule_from(c, c.step as usize + 1, None, now, policy, cals);
+    };
+    if !budget_ok {
+        // Try again on the next local day, if that still fits before the deadline.
+        let tomorrow = next_local_day(cals.tz, now);
+        return match cals.for_channel(channel).next_allowed(tomorrow) {
+            Some(at) if at <= policy.deadline(c.appointment_start) => Transition {
+                commands: vec![Command::Schedule {
+                    at,
+                    step: c.step,
+                    attempt: c.attempt,
+                }],
+                ..Transition::stay(c)
+            },
+            _ => reschedule_from(c, c.step as usize + 1, None, now, policy, cals),
+        };
+    }
+    Transition::to(
+        c,
+        CampaignState::AwaitingReply,
+        vec![Command::Send {
+            channel,
+            template: spec.template.clone(),
+            step: c.step,
+            attempt: c.attempt,
+        }],
+    )
+}
+
+/// After a touch went out: the next attempt of this step, else the next step, else wait for a
+/// reply until the deadline.
+fn follow_up(c: &Campaign, now: DateTime<Utc>, policy: &Policy, cals: &Calendars) -> Transition {
+    let step = c.step as usize;
+    if let Some(spec) = policy.steps.get(step)
+        && c.attempt + 1 < spec.attempts
+        && let Some(ch) = spec.channel.resolve(c.preferred, c.mobile)
+        && let Some(at) = policy.due_at(
+            step,
+            c.attempt + 1,
+            ch,
+            Some(now),
+            now,
+            c.appointment_start,
+            cals,
+        )
+    {
+        return Transition {
+            state: CampaignState::AwaitingReply,
+            step: c.step,
+            attempt: c.attempt + 1,
+            commands: vec![Command::Schedule {
+                at,
+                step: c.step,
+                attempt: c.attempt + 1,
+            }],
+        };
+    }
+    let mut t = reschedule_from(c, step + 1, Some(now), now, policy, cals);
+    t.state = CampaignState::AwaitingReply;
+    t
+}
+
+/// Queue the first runnable step from `from`, or the final wait until the deadline.
+fn reschedule_from(
+    c: &Campaign,
+    from: usize,
+    previous: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    let (step, at) = match policy.next_runnable(
+        from,
+        c.preferred,
+        c.mobile,
+        previous,
+        now,
+        c.appointment_start,
+        cals,
+    ) {
+        Some((step, _, at)) => (step as u32, at),
+        None => (
+            policy.steps.len() as u32,
+            policy.deadline(c.appointment_start).max(now),
+        ),
+    };
+    Transition {
+        state: c.state,
+        step,
+        attempt: 0,
+        commands: vec![Command::Schedule {
+            at,
+            step,
+            attempt: 0,
+        }],
+    }
+}
+
+/// 30006 (landline), 21614, WhatsApp 63016: the next step on another channel, at once.
+fn next_channel_at_once(
+    c: &Campaign,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    let current = policy
+        .steps
+        .get(c.step as usize)
+        .and_then(|s| s.channel.resolve(c.preferred, c.mobile));
+    let deadline = policy.deadline(c.appointment_start);
+    let next = policy
+        .steps
+        .iter()
+        .enumerate()
+        .skip(c.step as usize + 1)
+        .filter_map(|(i, s)| {
+            let ch = s.channel.resolve(c.preferred, false)?;
+            (Some(ch) != current).then_some((i, ch))
+        })
+        .find_map(|(i, ch)| {
+            let at = cals.for_channel(ch).next_allowed(now)?;
+            (at <= deadline).then_some((i as u32, at))
+        });
+    match next {
+        Some((step, at)) => Transition {
+            state: CampaignState::AwaitingReply,
+            step,
+            attempt: 0,
+            commands: vec![Command::Schedule {
+                at,
+                step,
+                attempt: 0,
+            }],
+        },
+        None => Transition::to(
+            c,
+            CampaignState::Unreachable,
+            vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)],
+        ),
+    }
+}
+
+fn send_failed(
+    c: &Campaign,
+    f: SendFailure,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    use CampaignState as S;
+    let retry = |at: DateTime<Utc>| {
+        let channel = policy
+            .steps
+            .get(c.step as usize)
+            .and_then(|s| s.channel.resolve(c.preferred, c.mobile));
+        match channel.and_then(|ch| cals.for_channel(ch).next_allowed(at.max(now))) {
+            Some(at) if at <= policy.deadline(c.appointment_start) => Transition {
+                commands: vec![Command::Schedule {
+                    at,
+                    step: c.step,
+                    attempt: c.attempt,
+                }],
+                ..Transition::stay(c)
+            },
+            _ => reschedule_from(c, c.step as usize + 1, Some(now), now, policy, cals),
+        }
+    };
+    match f {
+        SendFailure::Transient { retry_at } => retry(retry_at),
+        SendFailure::Configuration => {
+            let mut t = retry(now + Duration::minutes(15));
+            t.commands
+                .push(Command::Note(NoteReason::ProviderConfiguration));
+            t
+        }
+        SendFailure::ChannelUnavailable => {
+            // A landline cannot get messages: drop the mobile assumption for what follows.
+            let landline = Campaign {
+                mobile: false,
+                ..c.clone()
+            };
+            next_channel_at_once(&landline, now, policy, cals)
+        }
+        SendFailure::InvalidNumber => Transition::to(
+            c,
+            S::InvalidContact,
+            vec![
+                Command::Unschedule,
+                Command::Note(NoteReason::InvalidContact),
+            ],
+        ),
+        SendFailure::OptedOut => Transition::to(
+            c,
+            S::OptedOut,
+            vec![Command::Unschedule, Command::RecordOptOut],
+        ),
+    }
+}
+
+/// A reply, in any state. Active (and unreachable: a late answer is still an answer) campaigns
+/// act on it fully; closed ones handle a second reply as the module doc says.
+fn reply(c: &Campaign, intent: Intent, late: bool, policy: &Policy) -> Transition {
+    use CampaignState as S;
+    use Command as C;
+    let ack = |a: Ack| {
+        if c.state == S::OptedOut {
+            None
+        } else {
+            Some(C::Acknowledge(a))
+        }
+    };
+    let with = |state: S, mut cmds: Vec<C>, a: Option<Ack>| {
+        cmds.extend(a.and_then(ack));
+        Transition::to(c, state, cmds)
+    };
+    let note = |reason: NoteReason, a: Ack| with(c.state, vec![C::Note(reason)], Some(a));
+    let open = matches!(
+        c.state,
+        S::Scheduled | S::AwaitingReply | S::Unreachable | S::NeedsHuman | S::RescheduleRequested
+    );
+    match intent {
+        Intent::OptOut => {
+            let state = if c.state.is_active() || c.state == S::Unreachable {
+                S::OptedOut
+            } else {
+                c.state
+            };
+            let mut cmds = vec![C::Unschedule, C::RecordOptOut];
+            if c.state != S::OptedOut {
+                cmds.push(C::Acknowledge(Ack::OptOut));
+            }
+            Transition::to(c, state, cmds)
+        }
+        Intent::Urgent => {
+            let state = if open { S::NeedsHuman } else { c.state };
+            with(
+                state,
+                vec![C::Unschedule, C::Note(NoteReason::Urgent)],
+                Some(Ack::Holding),
+            )
+        }
+        Intent::Confirm => match c.state {
+            S::Confirmed => Transition::stay(c),
+            S::Cancelled => note(NoteReason::ConfirmAfterRelease, Ack::Holding),
+            _ if open || c.state == S::OptedOut => with(
+                S::Confirmed,
+                vec![C::Unschedule, C::ConfirmInAgenda],
+                Some(Ack::Confirmed { late }),
+            ),
+            _ => note(NoteReason::LateReply, Ack::Holding),
+        },
+        Intent::Cancel => match c.state {
+            S::Cancelled => Transition::stay(c),
+            _ if open || matches!(c.state, S::Confirmed | S::OptedOut) => with(
+                S::Cancelled,
+                vec![C::Unschedule, C::ReleaseSlot],
+                Some(Ack::Cancelled),
+            ),
+            _ => note(NoteReason::LateReply, Ack::Holding),
+        },
+        Intent::Reschedule => match c.state {
+            S::Cancelled | S::Expired | S::CancelledUpstream | S::InvalidContact => {
+                note(NoteReason::Reschedule, Ack::Reschedule)
+            }
+            _ => {
+                let mut cmds = vec![C::Unschedule, C::Note(NoteReason::Reschedule)];
+                if policy.release_on_reschedule {
+                    cmds.push(C::ReleaseSlot);
+                }
+                with(S::RescheduleRequested, cmds, Some(Ack::Reschedule))
+            }
+        },
+        Intent::Question | Intent::Unclear | Intent::WrongPerson => {
+            let reason = match intent {
+                Intent::Question => NoteReason::Question,
+                Intent::WrongPerson => NoteReason::WrongPerson,
+                _ => NoteReason::Unclear,
+            };
+            let state = if open { S::NeedsHuman } else { c.state };
+            with(state, vec![C::Unschedule, C::Note(reason)], Some(Ack::Holding))
+        }
+    }
+}

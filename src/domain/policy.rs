@@ -1,0 +1,218 @@
+//! Retry policy as data, and the pure functions that turn it into instants.
+//!
+//! A policy is a list of steps (message at J-2 in the morning window, a nudge 4 h later, then up
+//! to 3 calls about 3 h apart) plus a give-up margin before the appointment (2 h by default) and a
+//! contact budget per patient per day (2 messages, 3 calls). Every function here takes `now` and
+//! the site's calendars as arguments: the same code drives the worker, the demo and the bench.
+
+use super::calendar::{SendCalendar, resolve_local};
+use super::types::Channel;
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Which channel a step uses. `Message` is the patient's preferred messaging channel
+/// (WhatsApp when the patient chose it, SMS otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepChannel {
+    Message,
+    Sms,
+    Whatsapp,
+    Call,
+}
+
+impl StepChannel {
+    pub fn parse(s: &str) -> Option<StepChannel> {
+        match s {
+            "message" => Some(StepChannel::Message),
+            "sms" => Some(StepChannel::Sms),
+            "whatsapp" => Some(StepChannel::Whatsapp),
+            "call" => Some(StepChannel::Call),
+            _ => None,
+        }
+    }
+
+    /// The concrete channel for a patient; `None` when the patient cannot receive it (a
+    /// landline gets no SMS or WhatsApp).
+    pub fn resolve(self, preferred: Channel, mobile: bool) -> Option<Channel> {
+        let ch = match self {
+            StepChannel::Message if preferred == Channel::Whatsapp => Channel::Whatsapp,
+            StepChannel::Message => Channel::Sms,
+            StepChannel::Sms => Channel::Sms,
+            StepChannel::Whatsapp => Channel::Whatsapp,
+            StepChannel::Call => Channel::Call,
+        };
+        if ch.is_message() && !mobile {
+            None
+        } else {
+            Some(ch)
+        }
+    }
+}
+
+/// When a step becomes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepTiming {
+    /// At the first allowed instant of the local day `N` days before the appointment's day.
+    DaysBefore(u32),
+    /// This long after the previous touch went out without an answer.
+    After(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepSpec {
+    pub channel: StepChannel,
+    /// Template name for messages (`request`, `nudge`); calls use the call script.
+    pub template: String,
+    pub timing: StepTiming,
+    /// How many times this step is tried (calls: 3); messages usually 1.
+    pub attempts: u32,
+    /// Time between two attempts of this step.
+    pub spacing: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactBudget {
+    pub messages_per_day: u32,
+    pub calls_per_day: u32,
+}
+
+impl ContactBudget {
+    /// Whether one more touch on `channel` fits, given what this patient already received today
+    /// (local day of the site, all appointments and campaigns together).
+    pub fn allows(&self, channel: Channel, messages_today: u32, calls_today: u32) -> bool {
+        if channel.is_message() {
+            messages_today < self.messages_per_day
+        } else {
+            calls_today < self.calls_per_day
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub steps: Vec<StepSpec>,
+    /// No touch later than this before the appointment; past it the campaign is `unreachable`.
+    pub give_up_before: Duration,
+    /// Campaigns open this many local days before the appointment's day.
+    pub open_days_before: u32,
+    pub budget: ContactBudget,
+    /// Whether a reschedule request frees the slot at once (else a secretary decides).
+    pub release_on_reschedule: bool,
+}
+
+/// The site's calendars per channel, in its time zone.
+#[derive(Debug, Clone)]
+pub struct Calendars {
+    pub tz: Tz,
+    pub sms: SendCalendar,
+    pub whatsapp: SendCalendar,
+    pub call: SendCalendar,
+}
+
+impl Calendars {
+    pub fn for_channel(&self, ch: Channel) -> &SendCalendar {
+        match ch {
+            Channel::Sms => &self.sms,
+            Channel::Whatsapp => &self.whatsapp,
+            Channel::Call => &self.call,
+        }
+    }
+
+    /// The local calendar day of an instant at this site, as `YYYY-MM-DD`.
+    pub fn local_day(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.tz).date_naive().to_string()
+    }
+
+    /// Start and end (UTC) of the local day containing `at`: the contact budget's day.
+    pub fn local_day_bounds(&self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let day = at.with_timezone(&self.tz).date_naive();
+        let start = resolve_local(self.tz, day.and_time(NaiveTime::MIN));
+        let end = resolve_local(
+            self.tz,
+            day.succ_opt().unwrap_or(day).and_time(NaiveTime::MIN),
+        );
+        (start, end)
+    }
+}
+
+impl Policy {
+    /// The last instant at which anything may be sent for an appointment.
+    pub fn deadline(&self, appointment_start: DateTime<Utc>) -> DateTime<Utc> {
+        appointment_start - self.give_up_before
+    }
+
+    /// Instant from which the planner opens a campaign: midnight local of the day
+    /// `open_days_before` days before the appointment's local day.
+    pub fn opens_at(&self, tz: Tz, appointment_start: DateTime<Utc>) -> DateTime<Utc> {
+        let day = appointment_start.with_timezone(&tz).date_naive()
+            - Duration::days(i64::from(self.open_days_before));
+        resolve_local(tz, day.and_time(NaiveTime::MIN))
+    }
+
+    /// When step `step` (attempt `attempt`) may run, given the previous touch at `previous`
+    /// (None for the very first step), for a patient reachable on `channel`. `None` when no
+    /// allowed instant remains before the give-up deadline.
+    pub fn due_at(
+        &self,
+        step: usize,
+        attempt: u32,
+        channel: Channel,
+        previous: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        appointment_start: DateTime<Utc>,
+        cals: &Calendars,
+    ) -> Option<DateTime<Utc>> {
+        let spec = self.steps.get(step)?;
+        let earliest = if attempt > 0 {
+            previous.unwrap_or(now) + spec.spacing
+        } else {
+            match spec.timing {
+                StepTiming::DaysBefore(days) => {
+                    let day = appointment_start.with_timezone(&cals.tz).date_naive()
+                        - Duration::days(i64::from(days));
+                    resolve_local(cals.tz, day.and_time(NaiveTime::MIN))
+                }
+                StepTiming::After(d) => previous.unwrap_or(now) + d,
+            }
+        };
+        let at = cals.for_channel(channel).next_allowed(earliest.max(now))?;
+        (at <= self.deadline(appointment_start)).then_some(at)
+    }
+
+    /// The first step at or after `from` that can still run for this patient, with its
+    /// channel and instant. Steps whose channel the patient cannot receive, or whose window
+    /// falls after the deadline, are skipped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn next_runnable(
+        &self,
+        from: usize,
+        preferred: Channel,
+        mobile: bool,
+        previous: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        appointment_start: DateTime<Utc>,
+        cals: &Calendars,
+    ) -> Option<(usize, Channel, DateTime<Utc>)> {
+        (from..self.steps.len()).find_map(|i| {
+            let ch = self.steps[i].channel.resolve(preferred, mobile)?;
+            let at = self.due_at(i, 0, ch, previous, now, appointment_start, cals)?;
+            Some((i, ch, at))
+        })
+    }
+}
+
+/// Midnight local of the day after `at` at a site: where a step blocked by the daily contact
+/// budget starts looking again.
+pub fn next_local_day(tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
+    let day = at.with_timezone(&tz).date_naive();
+    let next = day.succ_opt().unwrap_or(day);
+    resolve_local(tz, next.and_time(NaiveTime::MIN))
+}
+
+/// A UTC instant from Unix seconds, clamped into chrono's range.
+pub fn from_unix(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

@@ -1,0 +1,264 @@
+//! Message templates (minijinja), per locale: `templates/<locale>/<name>.txt`.
+//!
+//! The built-in set is compiled in; a `templates.dir` replaces any of them at start-up, so a
+//! centre edits wording without a rebuild. Messages carry the minimum: centre name, date, time,
+//! and a preparation hint only when the site opts in (`show_preparation`). SMS cost is reported
+//! per template: GSM-7 fits 160 characters in one segment (153 per part when split), while one
+//! character outside it (ê, ç, an emoji) switches the whole message to UCS-2: 70 per segment,
+//! 67 per part.
+
+use crate::config::{Exam, Site};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Datelike, Utc};
+use minijinja::Environment;
+use serde::Serialize;
+use std::path::Path;
+
+pub const LOCALES: [&str; 2] = ["fr", "en"];
+pub const NAMES: [&str; 8] = [
+    "request",
+    "nudge",
+    "call",
+    "ack_confirmed",
+    "ack_cancelled",
+    "ack_reschedule",
+    "ack_holding",
+    "ack_opt_out",
+];
+
+macro_rules! builtin {
+    ($($locale:literal / $name:literal),* $(,)?) => {
+        &[$((concat!($locale, "/", $name), include_str!(concat!("../templates/", $locale, "/", $name, ".txt")))),*]
+    };
+}
+
+const BUILTIN: &[(&str, &str)] = builtin![
+    "fr"/"request", "fr"/"nudge", "fr"/"call", "fr"/"ack_confirmed", "fr"/"ack_cancelled",
+    "fr"/"ack_reschedule", "fr"/"ack_holding", "fr"/"ack_opt_out",
+    "en"/"request", "en"/"nudge", "en"/"call", "en"/"ack_confirmed", "en"/"ack_cancelled",
+    "en"/"ack_reschedule", "en"/"ack_holding", "en"/"ack_opt_out",
+];
+
+pub struct Templates {
+    env: Environment<'static>,
+    /// Where each template came from, for `check-config`.
+    pub sources: Vec<(String, String)>,
+}
+
+/// One appointment as a message shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApptView {
+    pub date: String,
+    pub time: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageContext {
+    pub centre: String,
+    pub centre_phone: String,
+    pub date: String,
+    pub time: String,
+    pub appointments: Vec<ApptView>,
+    pub preparation: String,
+    pub late: bool,
+}
+
+const FR_DAYS: [&str; 7] = [
+    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+];
+const FR_MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// "mardi 24 novembre" / "Tuesday 24 November", and "14:30", in the site's time zone.
+pub fn date_time(site: &Site, locale: &str, at: DateTime<Utc>) -> (String, String) {
+    let local = at.with_timezone(&site.tz);
+    let wd = local.weekday().num_days_from_monday() as usize;
+    let date = if locale == "en" {
+        local.format("%A %-d %B").to_string()
+    } else {
+        format!(
+            "{} {} {}",
+            FR_DAYS[wd],
+            local.day(),
+            FR_MONTHS[local.month0() as usize]
+        )
+    };
+    (date, local.format("%H:%M").to_string())
+}
+
+/// The preparation hint of an exam, short, in the patient's language.
+pub fn preparation(exam: &Exam, locale: &str) -> String {
+    let mut parts = Vec::new();
+    let en = locale == "en";
+    if exam.fasting_hours > 0 {
+        parts.push(if en {
+            format!("Nothing to eat {} h before.", exam.fasting_hours)
+        } else {
+            format!("A jeun {} h avant.", exam.fasting_hours)
+        });
+    }
+    if exam.creatinine {
+        parts.push(if en {
+            "Bring a recent creatinine test.".to_string()
+        } else {
+            "Apportez une créatininémie récente.".to_string()
+        });
+    }
+    if exam.mri_safety {
+        parts.push(if en {
+            "Tell us about any implant or pacemaker.".to_string()
+        } else {
+            "Signalez tout implant ou pacemaker.".to_string()
+        });
+    }
+    if exam.arrive_early_min > 0 {
+        parts.push(if en {
+            format!("Arrive {} min early.", exam.arrive_early_min)
+        } else {
+            format!("Arrivez {} min avant.", exam.arrive_early_min)
+        });
+    }
+    parts.join(" ")
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `<dir>/<locale>/<name>.txt` when that exists.
+    pub fn load(dir: Option<&Path>) -> Result<Templates> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(false);
+        let mut sources = Vec::new();
+        for (name, text) in BUILTIN {
+            let (text, source) = match dir {
+                Some(d) => {
+                    let path = d.join(format!("{name}.txt"));
+                    match std::fs::read_to_string(&path) {
+                        Ok(t) => (t, path.display().to_string()),
+                        Err(_) => (text.to_string(), "built-in".to_string()),
+                    }
+                }
+                None => (text.to_string(), "built-in".to_string()),
+            };
+            env.add_template_owned(name.to_string(), text.trim_end().to_string())
+                .with_context(|| format!("template {name} ({source})"))?;
+            sources.push((name.to_string(), source));
+        }
+        Ok(Templates { env, sources })
+    }
+
+    pub fn render(&self, locale: &str, name: &str, ctx: &MessageContext) -> Result<String> {
+        let locale = if LOCALES.contains(&locale) {
+            locale
+        } else {
+            "fr"
+        };
+        let t = self
+            .env
+            .get_template(&format!("{locale}/{name}"))
+            .with_context(|| format!("no template {locale}/{name}"))?;
+        Ok(t.render(ctx)?)
+    }
+}
+
+/// SMS encoding and segment count of a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segments {
+    pub gsm7: bool,
+    pub units: usize,
+    pub segments: usize,
+}
+
+const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM7_EXTENDED: &str = "^{}\\[~]|€\u{c}";
+
+pub fn segments(text: &str) -> Segments {
+    let mut units: usize = 0;
+    let mut gsm7 = true;
+    for c in text.chars() {
+        if GSM7_BASIC.contains(c) {
+            units += 1;
+        } else if GSM7_EXTENDED.contains(c) {
+            units += 2;
+        } else {
+            gsm7 = false;
+            break;
+        }
+    }
+    if gsm7 {
+        let segments = if units <= 160 { 1 } else { units.div_ceil(153) };
+        Segments {
+            gsm7,
+            units,
+            segments,
+        }
+    } else {
+        let units = text.encode_utf16().count();
+        let segments = if units <= 70 { 1 } else { units.div_ceil(67) };
+        Segments {
+            gsm7,
+            units,
+            segments,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_french_with_e_acute_stays_in_gsm7() {
+        let s = segments("Répondez 1 pour confirmer, à demain.");
+        assert!(s.gsm7);
+        assert_eq!(s.segments, 1);
+    }
+
+    #[test]
+    fn one_e_circumflex_switches_to_ucs2_and_costs_more_segments() {
+        let text = "Vous êtes attendu ".repeat(5);
+        let s = segments(&text);
+        assert!(!s.gsm7);
+        assert_eq!(s.units, 90);
+        assert_eq!(s.segments, 2);
+    }
+
+    #[test]
+    fn a_long_gsm7_message_splits_into_153_character_parts() {
+        let s = segments(&"a".repeat(307));
+        assert_eq!(s.segments, 3);
+        let euro = segments("€");
+        assert_eq!(euro.units, 2);
+    }
+
+    #[test]
+    fn builtin_templates_render_with_a_full_context() {
+        let t = Templates::load(None).unwrap();
+        let ctx = MessageContext {
+            centre: "Imagerie".into(),
+            centre_phone: "01 42 00 00 00".into(),
+            date: "mardi 24 novembre".into(),
+            time: "14:30".into(),
+            appointments: vec![],
+            preparation: String::new(),
+            late: false,
+        };
+        for locale in LOCALES {
+            for name in NAMES {
+                let out = t.render(locale, name, &ctx).unwrap();
+                assert!(out.contains("Imagerie"), "{locale}/{name}: {out}");
+            }
+        }
+    }
+}
