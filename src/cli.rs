@@ -75,6 +75,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo { .. } | Command::Bench { .. } | Command::Classify { .. } | Command::CheckConfig
     );
     init_tracing(if quiet { "warn" } else { "info" });
+    // HTTPS for outbound clients (providers, agendas) uses ring: no C toolchain beyond cc.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -715,10 +715,12 @@ impl Engine {
         }
         let existing = record_attempts(&mut tx, &sends, now, "request").await?;
         tx.commit().await?;
+        crash_point("after_record");
 
         let (to_send, mut results) = self.reconcile(sends, existing).await;
         let outbound: Vec<Outbound> = to_send.iter().map(|p| p.outbound.clone()).collect();
         let sent = self.provider.send_batch(&outbound).await;
+        crash_point("after_send");
         results.extend(to_send.into_iter().zip(sent));
 
         // Outcomes and follow-ups in one transaction.
@@ -1344,6 +1346,18 @@ impl Engine {
         .fetch_one(&self.db.pool)
         .await?;
         Ok(r.try_get::<Option<i64>, _>("t")?.map(from_unix))
+    }
+}
+
+/// Fault injection for the crash tests: `RAPPEL_TEST_CRASH_POINT=after_record|after_send`
+/// aborts the process at that instant of the first batch that reaches it, as a power cut or a
+/// `kill -9` would. Unset in production.
+fn crash_point(point: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let configured = POINT.get_or_init(|| std::env::var("RAPPEL_TEST_CRASH_POINT").ok());
+    if configured.as_deref() == Some(point) {
+        eprintln!("crash point {point} reached: aborting");
+        std::process::abort();
     }
 }
 

@@ -315,6 +315,14 @@ fn step_due(
     if opted_out {
         return Transition::to(c, CampaignState::OptedOut, vec![Command::Unschedule]);
     }
+    if now > policy.deadline(c.appointment_start) {
+        // Picked up late (downtime): nothing goes out inside the give-up margin.
+        return Transition::to(
+            c,
+            CampaignState::Unreachable,
+            vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)],
+        );
+    }
     let Some(spec) = policy.steps.get(c.step as usize) else {
         // The wait after the last step is over.
         return Transition::to(
@@ -546,11 +554,9 @@ fn reply(c: &Campaign, intent: Intent, late: bool, policy: &Policy) -> Transitio
     );
     match intent {
         Intent::OptOut => {
-            let state = if c.state.is_active() || c.state == S::Unreachable {
-                S::OptedOut
-            } else {
-                c.state
-            };
+            // The agenda keeps confirmed/cancelled; the campaign remembers the opt-out so that
+            // no later reply is ever acknowledged.
+            let state = S::OptedOut;
             let mut cmds = vec![C::Unschedule, C::RecordOptOut];
             if c.state != S::OptedOut {
                 cmds.push(C::Acknowledge(Ack::OptOut));
@@ -568,7 +574,11 @@ fn reply(c: &Campaign, intent: Intent, late: bool, policy: &Policy) -> Transitio
         Intent::Confirm => match c.state {
             S::Confirmed => Transition::stay(c),
             S::Cancelled => note(NoteReason::ConfirmAfterRelease, Ack::Holding),
-            _ if open || c.state == S::OptedOut => with(
+            S::RescheduleRequested if policy.release_on_reschedule => {
+                note(NoteReason::ConfirmAfterRelease, Ack::Holding)
+            }
+            S::OptedOut => Transition::to(c, S::OptedOut, vec![C::ConfirmInAgenda]),
+            _ if open => with(
                 S::Confirmed,
                 vec![C::Unschedule, C::ConfirmInAgenda],
                 Some(Ack::Confirmed { late }),
@@ -577,7 +587,8 @@ fn reply(c: &Campaign, intent: Intent, late: bool, policy: &Policy) -> Transitio
         },
         Intent::Cancel => match c.state {
             S::Cancelled => Transition::stay(c),
-            _ if open || matches!(c.state, S::Confirmed | S::OptedOut) => with(
+            S::OptedOut => Transition::to(c, S::OptedOut, vec![C::ReleaseSlot]),
+            _ if open || c.state == S::Confirmed => with(
                 S::Cancelled,
                 vec![C::Unschedule, C::ReleaseSlot],
                 Some(Ack::Cancelled),

@@ -1,0 +1,406 @@
+//! Rappel's integration suite: one binary, every scenario on SQLite and on PostgreSQL.
+
+mod helpers;
+
+use chrono::Duration;
+use helpers::*;
+use serde_json::json;
+
+/// Runs a scenario on both engines: `name::sqlite` and `name::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Kind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Kind::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    a_patient_who_confirms_is_confirmed_in_the_agenda_and_never_touched_again,
+    a_silent_patient_gets_a_nudge_then_calls_then_is_unreachable_with_a_note,
+    a_cancel_frees_the_slot_at_once_and_acknowledges_with_the_stop_hint,
+    a_moved_appointment_supersedes_its_campaign_and_a_new_one_opens,
+    an_appointment_cancelled_by_the_centre_closes_its_campaign_without_a_message,
+    the_planner_is_idempotent_and_catches_up_after_downtime,
+    two_appointments_of_one_patient_the_same_day_get_one_message,
+    a_replayed_reply_changes_nothing,
+    replies_nobody_expects_are_handled_without_loss,
+    an_opt_out_stops_every_later_message_but_one_confirmation,
+    the_admin_api_lists_campaigns_timelines_and_notes,
+    a_malformed_api_request_names_the_field_and_changes_nothing,
+    a_crash_between_recording_and_sending_never_sends_twice,
+);
+
+async fn a_patient_who_confirms_is_confirmed_in_the_agenda_and_never_touched_again(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("A1", 10, 0, "+33612345678").await;
+    app.run().await;
+    assert_eq!(app.drain_sent().len(), 0, "nothing before the 09:00 window");
+    // Monday 09:00 Paris: J-2, the SMS window opens.
+    app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
+    let sent = app.drain_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to.as_e164(), "+33612345678");
+    assert_eq!(app.campaign_state("A1").await, "awaiting_reply");
+
+    app.clock.advance(Duration::minutes(20));
+    let out = app.patient_replies("06 12 34 56 78", "oui je serai là").await;
+    assert_eq!(out.state.map(|s| s.as_str()), Some("confirmed"));
+    assert_eq!(app.appointment_status("A1").await, "confirmed");
+    let ack = app.drain_sent();
+    assert_eq!(ack.len(), 1, "one acknowledgement");
+    assert!(ack[0].client_ref.contains("-s1000-"));
+
+    // Nothing more until the appointment, on any channel.
+    app.run_until(paris(wednesday(), 12, 0)).await;
+    assert_eq!(app.drain_sent().len(), 0);
+    assert_eq!(app.campaign_state("A1").await, "confirmed");
+}
+
+async fn a_silent_patient_gets_a_nudge_then_calls_then_is_unreachable_with_a_note(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("S1", 16, 0, "+33611111111").await;
+    app.run_until(paris(wednesday(), 16, 0)).await;
+    let sent = app.drain_sent();
+    let messages: Vec<_> = sent.iter().filter(|s| s.channel.is_message()).collect();
+    let calls: Vec<_> = sent.iter().filter(|s| !s.channel.is_message()).collect();
+    assert_eq!(messages.len(), 2, "request and nudge");
+    assert_eq!(calls.len(), 3, "three call attempts");
+    // The nudge goes 4 h after the first SMS, inside the window.
+    let gap = messages[1].at - messages[0].at;
+    assert_eq!(gap, Duration::hours(4));
+    // Every touch inside its window, none later than 2 h before the appointment.
+    for s in &sent {
+        assert!(s.at <= paris(wednesday(), 14, 0), "touch after the give-up deadline");
+        let local = s.at.with_timezone(&PARIS).time();
+        assert!(local >= chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap());
+        assert!(local < chrono::NaiveTime::from_hms_opt(19, 30, 0).unwrap());
+    }
+    assert_eq!(app.campaign_state("S1").await, "unreachable");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM notes WHERE reason = 'unreachable'").await, 1);
+}
+
+async fn a_cancel_frees_the_slot_at_once_and_acknowledges_with_the_stop_hint(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("C1", 11, 30, "+33622222222").await;
+    app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
+    app.drain_sent();
+    let out = app.patient_replies("+33622222222", "je ne pourrai pas venir").await;
+    assert_eq!(out.state.map(|s| s.as_str()), Some("cancelled"));
+    // Released in the same call, before any worker tick.
+    assert_eq!(app.appointment_status("C1").await, "cancelled");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE action = 'release' AND state = 'done'").await, 1);
+    let body: String = sqlx::query_scalar("SELECT body FROM sandbox_messages WHERE client_ref LIKE '%-s1000-%'")
+        .fetch_one(&app.engine.db.pool)
+        .await
+        .unwrap();
+    assert!(body.contains("STOP"), "the cancel acknowledgement says how to stop messages");
+    assert_eq!(app.drain_sent().len(), 1, "the acknowledgement");
+    app.run_until(paris(wednesday(), 11, 0)).await;
+    assert!(app.drain_sent().is_empty());
+}
+
+async fn a_moved_appointment_supersedes_its_campaign_and_a_new_one_opens(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("M1", 10, 0, "+33633333333").await;
+    app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
+    assert_eq!(app.drain_sent().len(), 1);
+    // The centre moves it to Thursday 15:00.
+    let start = format!("{}T15:00", wednesday() + Duration::days(1));
+    let report = app
+        .import(&format!("{CSV_HEADER}{}", csv_row("M1", "paris-nord", "RX-THO", &start, "+33633333333", "")))
+        .await;
+    assert_eq!(report.moved, 1);
+    app.run().await;
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'expired'").await, 1);
+    // Thursday's appointment opens its campaign on Tuesday (J-2), and sends then.
+    app.run_until(paris(wednesday() - Duration::days(1), 9, 30)).await;
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'").await, 1);
+    // The reply now confirms the new version, not the old one.
+    let out = app.patient_replies("+33633333333", "ok").await;
+    assert_eq!(out.state.map(|s| s.as_str()), Some("confirmed"));
+    assert_eq!(app.appointment_status("M1").await, "confirmed");
+}
+
+async fn an_appointment_cancelled_by_the_centre_closes_its_campaign_without_a_message(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("U1", 10, 0, "+33644444444").await;
+    app.run().await;
+    let start = format!("{}T10:00", wednesday());
+    app.import(&format!(
+        "external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel,status\n\
+         U1,paris-nord,RX-THO,{start},,Patient U1,+33644444444,fr,sms,cancelled\n"
+    ))
+    .await;
+    app.run_until(paris(wednesday(), 10, 0)).await;
+    assert!(app.drain_sent().is_empty());
+    assert_eq!(app.campaign_state("U1").await, "cancelled_upstream");
+}
+
+async fn the_planner_is_idempotent_and_catches_up_after_downtime(kind: Kind) {
+    let app = spawn_app(kind).await;
+    for i in 0..5 {
+        app.book(&format!("P{i}"), 9 + i, 0, &format!("+3365555555{i}")).await;
+    }
+    let first = app.engine.plan().await.unwrap().opened;
+    let again = app.engine.plan().await.unwrap().opened;
+    assert_eq!((first, again), (5, 0));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns").await, 5);
+    // Appointments booked while the worker was down for a day are still planned.
+    let start = format!("{}T17:00", wednesday());
+    app.import(&format!("{CSV_HEADER}{}", csv_row("LATE", "paris-nord", "RX-THO", &start, "+33655555559", "")))
+        .await;
+    app.clock.set(paris(wednesday() - Duration::days(1), 10, 0));
+    assert_eq!(app.engine.plan().await.unwrap().opened, 1);
+}
+
+async fn two_appointments_of_one_patient_the_same_day_get_one_message(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    let day = wednesday();
+    app.import(&format!(
+        "{CSV_HEADER}{}{}",
+        csv_row("G1", "paris-nord", "RX-THO", &format!("{day}T09:00"), "+33666666666", ""),
+        csv_row("G2", "paris-nord", "ECHO-PEL", &format!("{day}T11:00"), "+33666666666", "")
+    ))
+    .await;
+    app.at(paris(day - Duration::days(2), 9, 0)).await;
+    assert_eq!(app.drain_sent().len(), 1, "one message for both");
+    let body: String = sqlx::query_scalar("SELECT body FROM sandbox_messages")
+        .fetch_one(&app.engine.db.pool)
+        .await
+        .unwrap();
+    assert!(body.contains("09:00") && body.contains("11:00"), "both times in the message");
+    app.patient_replies("+33666666666", "oui").await;
+    assert_eq!(app.appointment_status("G1").await, "confirmed");
+    assert_eq!(app.appointment_status("G2").await, "confirmed");
+}
+
+async fn a_replayed_reply_changes_nothing(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("R1", 10, 0, "+33677777777").await;
+    app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
+    app.drain_sent();
+    let first = app.patient_replies_with_id("+33677777777", "annuler", "SMREPLAY1").await;
+    let again = app.patient_replies_with_id("+33677777777", "annuler", "SMREPLAY1").await;
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(app.drain_sent().len(), 1, "one acknowledgement only");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM replies").await, 1);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox").await, 1);
+}
+
+async fn replies_nobody_expects_are_handled_without_loss(kind: Kind) {
+    let app = spawn_app(kind).await;
+    let out = app.patient_replies("+33688888888", "oui").await;
+    assert_eq!(out.campaign_id, None);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM notes").await, 1);
+    app.book("E1", 10, 0, "+33699999999").await;
+    app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
+    let empty = app.patient_replies("+33699999999", "").await;
+    assert_eq!(empty.intent.as_str(), "unclear");
+    let long = "je ".repeat(1_700);
+    let out = app.patient_replies("+33699999999", &long).await;
+    assert!(!out.duplicate);
+    let stored: String = sqlx::query_scalar("SELECT body FROM replies ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.engine.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.chars().count(), long.chars().count(), "a 5,000-character reply is kept whole");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM replies").await, 3);
+}
+
+async fn an_opt_out_stops_every_later_message_but_one_confirmation(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    let day = wednesday();
+    app.import(&format!(
+        "{CSV_HEADER}{}{}",
+        csv_row("O1", "paris-nord", "RX-THO", &format!("{day}T09:00"), "+33610101010", ""),
+        csv_row("O2", "paris-nord", "RX-THO", &format!("{}T09:00", day + Duration::days(2)), "+33610101010", "")
+    ))
+    .await;
+    app.at(paris(day - Duration::days(2), 9, 0)).await;
+    app.drain_sent();
+    app.patient_replies("+33610101010", "STOP").await;
+    assert_eq!(app.drain_sent().len(), 1, "the opt-out is confirmed once");
+    app.patient_replies("+33610101010", "STOP").await;
+    assert!(app.drain_sent().is_empty(), "no second confirmation");
+    // The second appointment's campaign opens later and sends nothing.
+    app.run_until(paris(day + Duration::days(2), 9, 0)).await;
+    assert!(app.drain_sent().is_empty());
+    assert_eq!(app.campaign_state("O2").await, "opted_out");
+}
+
+async fn the_admin_api_lists_campaigns_timelines_and_notes(kind: Kind) {
+    let app = spawn_app(kind).await;
+    app.book("H1", 10, 0, "+33620202020").await;
+    app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
+    app.patient_replies("+33620202020", "je suis enceinte, est-ce un problème ?").await;
+    let r = app.http.get(app.url("/admin/campaigns")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no token, no data");
+    let r: serde_json::Value = app.admin_get("/admin/campaigns").await.json().await.unwrap();
+    let c = &r["campaigns"][0];
+    assert_eq!(c["appointment"], "H1");
+    assert_eq!(c["phone"], "+336******20", "masked");
+    let id = c["id"].as_i64().unwrap();
+    let t: serde_json::Value = app.admin_get(&format!("/admin/campaigns/{id}")).await.json().await.unwrap();
+    let kinds: Vec<&str> = t["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "sent", "reply"]);
+    let notes: serde_json::Value = app.admin_get("/admin/notes").await.json().await.unwrap();
+    let note = &notes["notes"][0];
+    assert_eq!(note["patient_name"], "Patient H1");
+    let nid = note["id"].as_i64().unwrap();
+    let r = app.admin_post(&format!("/admin/notes/{nid}/resolve"), json!({"by": "secretary-1", "resolution": "called back"})).await;
+    assert_eq!(r.status(), 200);
+    let open: serde_json::Value = app.admin_get("/admin/notes").await.json().await.unwrap();
+    assert_eq!(open["notes"].as_array().unwrap().len(), 0);
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind) {
+    let app = spawn_app(kind).await;
+    let good = json!({"external_id": "X1", "site": "paris-nord", "exam_code": "RX-THO",
+        "start": format!("{}T10:00", wednesday()), "patient_name": "A", "phone": "+33612121212"});
+    let mut bad = good.clone();
+    bad["external_id"] = json!("X2");
+    bad["phone"] = json!("06 12 ab");
+    let r = app.admin_post("/admin/appointments", json!([good, bad])).await;
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["field"], "[1].phone");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM appointments").await, 0, "all or nothing");
+    let r = app.admin_post("/admin/appointments", json!({"external_id": "X3", "site": "paris-nord"})).await;
+    assert_eq!(r.status(), 422);
+    let r = app.admin_post("/admin/appointments", json!(good)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM appointments").await, 1);
+}
+
+/// Runs `rappel serve` as a real process against the test database.
+fn serve(app: &TestApp, crash_point: Option<&str>, log: &std::path::Path) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"));
+    cmd.arg("serve")
+        .env("RAPPEL_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env("RAPPEL__DATABASE__URL", &app.db_url)
+        .env("RAPPEL__SERVER__BIND", "127.0.0.1:0")
+        .env("RAPPEL__CLOCK__START", app.now().to_rfc3339())
+        .env("RAPPEL__WORKER__CLAIM_LEASE_SECS", "1")
+        .env("RAPPEL__WORKER__SWEEP_INTERVAL_MS", "100")
+        .env("RAPPEL__WORKER__PLANNER_INTERVAL_SECS", "1")
+        .env("RAPPEL__WORKER__BATCH_SIZE", "25")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap());
+    match crash_point {
+        Some(p) => cmd.env("RAPPEL_TEST_CRASH_POINT", p),
+        None => cmd.env_remove("RAPPEL_TEST_CRASH_POINT"),
+    };
+    cmd.spawn().expect("start rappel serve")
+}
+
+async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
+    let app = spawn_app(kind).await;
+    let n = 120;
+    let mut csv = CSV_HEADER.to_string();
+    for i in 0..n {
+        let start = format!("{}T{:02}:{:02}", wednesday(), 9 + i / 20, (i % 20) * 3);
+        csv.push_str(&csv_row(&format!("K{i}"), "paris-nord", "RX-THO", &start, &format!("+336100{i:05}"), ""));
+    }
+    app.import(&csv).await;
+    // Monday 09:05: every first SMS is due as soon as the worker starts.
+    app.clock.set(paris(wednesday() - Duration::days(2), 9, 5));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    for point in ["after_record", "after_send"] {
+        let mut child = serve(&app, Some(point), &log);
+        let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+        assert!(!status.success(), "the process must have died at {point}");
+    }
+    // A plain kill -9 in the middle of the work, then a clean run to the end.
+    let mut child = serve(&app, None, &log);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = serve(&app, None, &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let sent = app.scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'").await;
+        if sent >= n as i64 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // No lost step: every campaign's first SMS went out. No double send: one provider message
+    // per attempt key.
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'").await, n as i64);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sandbox_messages").await, n as i64);
+    assert_eq!(app.scalar("SELECT COUNT(DISTINCT client_ref) FROM sandbox_messages").await, n as i64);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'").await, n as i64);
+    // And the logs, at debug level, never show a full number.
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("crash point after_record reached"));
+    for i in 0..n {
+        assert!(!logs.contains(&format!("336100{i:05}")), "a phone number leaked into the logs");
+    }
+}
+
+#[test]
+fn a_malformed_import_names_the_line_and_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agenda.csv");
+    let day = wednesday();
+    std::fs::write(
+        &file,
+        format!(
+            "{CSV_HEADER}{}{}{}",
+            csv_row("I1", "paris-nord", "RX-THO", &format!("{day}T10:00"), "+33612345678", ""),
+            csv_row("I2", "paris-nord", "RX-THO", &format!("{day}T25:00"), "+33612345679", ""),
+            csv_row("I3", "nowhere", "RX-THO", &format!("{day}T10:00"), "+33612345670", "")
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
+        .args(["import", file.to_str().unwrap()])
+        .env("RAPPEL_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env("RAPPEL__DATABASE__URL", &db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: field `start`"), "{err}");
+    assert!(err.contains("line 4: field `site`"), "{err}");
+    assert!(!dir.path().join("r.db").exists(), "nothing written, not even a database");
+}
+
+#[test]
+fn a_bad_config_key_is_reported_with_its_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["default.toml", "exams.toml", "sites.toml"] {
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/config/").to_string() + f, dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("staging.toml"), "[worker]\nbatch_size = \"lots\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
+        .args(["check-config", "--config", dir.path().to_str().unwrap()])
+        .env("RAPPEL_ENV", "staging")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("staging.toml") && err.contains("worker.batch_size"), "{err}");
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
+        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let table = String::from_utf8_lossy(&ok.stdout);
+    assert!(table.contains("fr/request") && (table.contains("GSM-7") || table.contains("UCS-2")));
+}
