@@ -66,7 +66,9 @@ impl BuiltinAgenda {
             return Ok(());
         }
         if status == "cancelled" {
-            return Err(AgendaError::Conflict("appointment already cancelled".into()));
+            return Err(AgendaError::Conflict(
+                "appointment already cancelled".into(),
+            ));
         }
         sqlx::query(
             "UPDATE appointments SET status = $1, updated_at = $2 WHERE id = $3 AND version = $4",
@@ -175,7 +177,9 @@ impl AppointmentInput {
         }
         let phone = match self.phone.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(p) => Some(PhoneNumber::parse(p).map_err(|m| fe("phone", format!("phone number {m}")))?),
+            Some(p) => {
+                Some(PhoneNumber::parse(p).map_err(|m| fe("phone", format!("phone number {m}")))?)
+            }
         };
         let locale = match self.locale.as_deref().map(str::trim) {
             None | Some("") => site.locale.clone(),
@@ -232,27 +236,42 @@ pub fn parse_import(
     let mut out = Vec::new();
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| ImportError {
-            errors: vec![format!("{name}:{}:{}: not a JSON array of appointments: {e}", e.line(), e.column())],
-        })?;
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| ImportError {
+                errors: vec![format!(
+                    "{name}:{}:{}: not a JSON array of appointments: {e}",
+                    e.line(),
+                    e.column()
+                )],
+            })?;
         for (i, v) in items.into_iter().enumerate() {
             match serde_json::from_value::<AppointmentInput>(v) {
                 Ok(input) => match input.check(settings) {
                     Ok(a) => out.push(a),
-                    Err(fe) => errors.push(format!("{name}: item {}: field `{}`: {}", i + 1, fe.field, fe.message)),
+                    Err(fe) => errors.push(format!(
+                        "{name}: item {}: field `{}`: {}",
+                        i + 1,
+                        fe.field,
+                        fe.message
+                    )),
                 },
                 Err(e) => errors.push(format!("{name}: item {}: {e}", i + 1)),
             }
         }
     } else {
-        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
         for record in reader.deserialize::<AppointmentInput>() {
             match record {
                 Ok(input) => match input.check(settings) {
                     Ok(a) => out.push(a),
                     Err(fe) => {
                         let line = out.len() + errors.len() + 2;
-                        errors.push(format!("{name}: line {line}: field `{}`: {}", fe.field, fe.message))
+                        errors.push(format!(
+                            "{name}: line {line}: field `{}`: {}",
+                            fe.field, fe.message
+                        ))
                     }
                 },
                 Err(e) => {
@@ -265,7 +284,10 @@ pub fn parse_import(
                             .unwrap_or_default(),
                         _ => String::new(),
                     };
-                    errors.push(format!("{name}: line {line}: {field}{}", short_csv_error(&e)));
+                    errors.push(format!(
+                        "{name}: line {line}: {field}{}",
+                        short_csv_error(&e)
+                    ));
                 }
             }
             if errors.len() >= MAX_REPORTED {
@@ -302,7 +324,9 @@ fn reader_headers(text: &str) -> Vec<String> {
 fn short_csv_error(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Deserialize { err, .. } => err.kind().to_string(),
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("{len} fields where the header has {expected_len}")
         }
         _ => e.to_string(),
@@ -312,7 +336,6 @@ fn short_csv_error(e: &csv::Error) -> String {
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct ImportReport {
     pub created: usize,
-    pub updated: usize,
     pub moved: usize,
     pub cancelled: usize,
     pub unchanged: usize,
@@ -398,16 +421,17 @@ async fn upsert(
     .execute(&mut **tx)
     .await?;
     if a.cancelled && status != "cancelled" {
-        engine.apply_upstream(tx, id, Upstream::Cancelled, now).await?;
+        engine
+            .apply_upstream(tx, id, Upstream::Cancelled, now)
+            .await?;
         report.cancelled += 1;
     } else if moved {
-        engine.apply_upstream(tx, id, Upstream::Superseded, now).await?;
+        engine
+            .apply_upstream(tx, id, Upstream::Superseded, now)
+            .await?;
         report.moved += 1;
     } else {
         report.unchanged += 1;
-    }
-    if !moved && !a.cancelled {
-        report.updated += 0;
     }
     Ok(())
 }

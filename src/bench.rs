@@ -38,7 +38,9 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
     let mut layers = config::read_layers(None).map_err(|e| anyhow::anyhow!("{e}"))?;
     layers.push(Layer {
         name: "bench".into(),
-        text: format!("[database]\nurl = \"{url}\"\nmax_connections = 8\n[worker]\nbatch_size = 1000\n"),
+        text: format!(
+            "[database]\nurl = \"{url}\"\nmax_connections = 8\n[worker]\nbatch_size = 1000\n"
+        ),
     });
     let settings = config::load_from(&layers, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let paris = chrono_tz::Europe::Paris;
@@ -47,7 +49,10 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
         day += Duration::days(1);
     }
     // J-2 (Monday) at 09:00: every request step is due at once.
-    let start = resolve_local(paris, (day - Duration::days(2)).and_time(NaiveTime::from_hms_opt(9, 0, 0).expect("time")));
+    let start = resolve_local(
+        paris,
+        (day - Duration::days(2)).and_time(NaiveTime::from_hms_opt(9, 0, 0).expect("time")),
+    );
     let clock = Arc::new(ManualClock::new(start));
     let db = Db::connect(&settings.database.url, 8).await?;
     db.migrate().await?;
@@ -57,7 +62,13 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
             .await?;
     }
     let provider = Arc::new(Sandbox::new(db.clone()));
-    let engine = Engine::new(db.clone(), Arc::new(settings), clock.clone(), provider, Arc::new(Templates::load(None)?));
+    let engine = Engine::new(
+        db.clone(),
+        Arc::new(settings),
+        clock.clone(),
+        provider,
+        Arc::new(Templates::load(None)?),
+    );
 
     eprintln!("seeding {n} appointments ({})…", db.backend.as_str());
     let exams = ["IRM-GEN", "TDM-THO", "ECHO-PEL", "RX-THO", "MAMMO"];
@@ -76,7 +87,11 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
             channel: Some(if i % 7 == 0 { "whatsapp" } else { "sms" }.into()),
             status: None,
         };
-        appts.push(input.check(&engine.settings).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?);
+        appts.push(
+            input
+                .check(&engine.settings)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?,
+        );
     }
     for chunk in appts.chunks(5_000) {
         crate::agenda::write_appointments(&engine, chunk).await?;
@@ -111,19 +126,30 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
             provider_id: format!("SMBENCH{i}"),
             from: PhoneNumber::parse(&format!("+336{:08}", idx)).map_err(|e| anyhow::anyhow!(e))?,
             channel: Channel::Sms,
-            body: if i % 2 == 0 { "oui je serai là".into() } else { "je ne pourrai pas venir, annulez".into() },
+            body: if i % 2 == 0 {
+                "oui je serai là".into()
+            } else {
+                "je ne pourrai pas venir, annulez".into()
+            },
         };
         let t = Instant::now();
         engine.handle_inbound(msg).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
     let released: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'done'")
         .fetch_one(&db.pool)
         .await?
         .try_get("n")?;
-    eprintln!("{} replies handled, {released} agenda write-backs done", lat.len());
+    eprintln!(
+        "{} replies handled, {released} agenda write-backs done",
+        lat.len()
+    );
     let out = serde_json::json!({
         "appointments": n,
         "backend": db.backend.as_str(),

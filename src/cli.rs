@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(name = "rappel", version, about = "Appointment-confirmation campaigns for imaging centres")]
+#[command(
+    name = "rappel",
+    version,
+    about = "Appointment-confirmation campaigns for imaging centres"
+)]
 pub struct Cli {
     /// Configuration directory (default: ./config when present, else the built-in defaults).
     #[arg(long, global = true, env = "RAPPEL_CONFIG_DIR")]
@@ -72,12 +76,18 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     let quiet = matches!(
         cli.command,
-        Command::Demo { .. } | Command::Bench { .. } | Command::Classify { .. } | Command::CheckConfig
+        Command::Demo { .. }
+            | Command::Bench { .. }
+            | Command::Classify { .. }
+            | Command::CheckConfig
     );
     init_tracing(if quiet { "warn" } else { "info" });
     // HTTPS for outbound clients (providers, agendas) uses ring: no C toolchain beyond cc.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -94,8 +104,9 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn,apalis=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn,apalis=warn"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -113,13 +124,29 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let engine = server::build_engine(load_settings(cli.config.as_deref())?, None).await?;
             let token = CancellationToken::new();
             server::cancel_on_signal(token.clone());
-            server::run(engine, Roles { http: true, worker: !no_worker }, token).await?;
+            server::run(
+                engine,
+                Roles {
+                    http: true,
+                    worker: !no_worker,
+                },
+                token,
+            )
+            .await?;
         }
         Command::Worker => {
             let engine = server::build_engine(load_settings(cli.config.as_deref())?, None).await?;
             let token = CancellationToken::new();
             server::cancel_on_signal(token.clone());
-            server::run(engine, Roles { http: false, worker: true }, token).await?;
+            server::run(
+                engine,
+                Roles {
+                    http: false,
+                    worker: true,
+                },
+                token,
+            )
+            .await?;
         }
         Command::Migrate => {
             let settings = load_settings(cli.config.as_deref())?;
@@ -187,17 +214,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let templates = Templates::load(settings.templates_dir.as_deref())
-                .context("templates")?;
+            let templates =
+                Templates::load(settings.templates_dir.as_deref()).context("templates")?;
             println!(
                 "configuration ok ({}): {} sites, {} exams, {} policies",
-                dir.map(|d| d.display().to_string()).unwrap_or_else(|| "built-in".into()),
+                dir.map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "built-in".into()),
                 settings.sites.len(),
                 settings.exams.len(),
                 settings.policies.len()
             );
-            let site = settings.sites.values().next().expect("validated: one site at least");
-            println!("{:<22} {:<10} {:>6} {:>9}  source", "template", "encoding", "chars", "segments");
+            let site = settings
+                .sites
+                .values()
+                .next()
+                .expect("validated: one site at least");
+            println!(
+                "{:<22} {:<10} {:>6} {:>9}  source",
+                "template", "encoding", "chars", "segments"
+            );
             for locale in templates::LOCALES {
                 for name in templates::NAMES {
                     let ctx = sample_context(&settings, site, locale);
@@ -216,7 +251,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                         format!("{locale}/{name}"),
                         if s.gsm7 { "GSM-7" } else { "UCS-2" },
                         s.units,
-                        if name == "call" { "(voice)".to_string() } else { s.segments.to_string() },
+                        if name == "call" {
+                            "(voice)".to_string()
+                        } else {
+                            s.segments.to_string()
+                        },
                     );
                 }
             }
@@ -226,7 +265,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 /// A realistic worst case for segment counts: the longest site name, a long date, preparation.
-fn sample_context(settings: &Settings, site: &config::Site, locale: &str) -> templates::MessageContext {
+fn sample_context(
+    settings: &Settings,
+    site: &config::Site,
+    locale: &str,
+) -> templates::MessageContext {
     let longest = settings
         .sites
         .values()
@@ -242,8 +285,12 @@ fn sample_context(settings: &Settings, site: &config::Site, locale: &str) -> tem
         .unwrap_or_default();
     templates::MessageContext {
         centre: longest.name.clone(),
-        centre_phone: longest.phone.as_ref().map(|p| p.as_e164().to_string()).unwrap_or_default(),
-        date: format!("{date} "),
+        centre_phone: longest
+            .phone
+            .as_ref()
+            .map(|p| p.as_e164().to_string())
+            .unwrap_or_default(),
+        date,
         time,
         appointments: vec![],
         preparation,

@@ -570,7 +570,9 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
 
     let db = raw.database.unwrap_or_default();
     let url = db.url.unwrap_or_else(|| "sqlite://rappel.db".into());
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres:")
+        || url.starts_with("postgresql:"))
     {
         return err(
             "database.url",
@@ -596,7 +598,9 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
             500,
         )?),
         batch_size: positive("batch_size", w.batch_size.map(|v| v as u64), 500)? as usize,
-        claim_lease: Duration::seconds(positive("claim_lease_secs", w.claim_lease_secs, 120)? as i64),
+        claim_lease: Duration::seconds(
+            positive("claim_lease_secs", w.claim_lease_secs, 120)? as i64
+        ),
         outbox_interval: std::time::Duration::from_millis(positive(
             "outbox_interval_ms",
             w.outbox_interval_ms,
@@ -604,19 +608,18 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
         )?),
         outbox_max_tries: positive("outbox_max_tries", w.outbox_max_tries.map(u64::from), 10)?
             as u32,
-        outbox_backoff: Duration::seconds(
-            positive("outbox_backoff_secs", w.outbox_backoff_secs, 30)? as i64,
-        ),
+        outbox_backoff: Duration::seconds(positive(
+            "outbox_backoff_secs",
+            w.outbox_backoff_secs,
+            30,
+        )? as i64),
         planner_interval: std::time::Duration::from_secs(positive(
             "planner_interval_secs",
             w.planner_interval_secs,
             60,
         )?),
-        send_concurrency: positive(
-            "send_concurrency",
-            w.send_concurrency.map(|v| v as u64),
-            64,
-        )? as usize,
+        send_concurrency: positive("send_concurrency", w.send_concurrency.map(|v| v as u64), 64)?
+            as usize,
     };
     if worker.batch_size > 5_000 {
         return err("worker.batch_size", "must be at most 5000");
@@ -631,7 +634,12 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
         .unwrap_or("sandbox")
     {
         "sandbox" => ProviderKind::Sandbox,
-        other => return err("provider.kind", format!("unknown provider '{other}' (sandbox)")),
+        other => {
+            return err(
+                "provider.kind",
+                format!("unknown provider '{other}' (sandbox)"),
+            );
+        }
     };
     let rc = raw.clock.unwrap_or_default();
     let start = match rc.start.as_deref().unwrap_or("") {
@@ -883,8 +891,8 @@ fn validate_site(
                 let mut w = WeekWindows::default();
                 for (i, b) in blocks.iter().enumerate() {
                     let wk = format!("{key}.windows.{}[{i}]", ch.as_str());
-                    let parsed = WeekWindows::parse(&b.days, &b.hours)
-                        .or_else(|m| err(&wk, m.clone()))?;
+                    let parsed =
+                        WeekWindows::parse(&b.days, &b.hours).or_else(|m| err(&wk, m.clone()))?;
                     w.merge(&parsed).or_else(|m| err(&wk, m))?;
                 }
                 w
@@ -1042,8 +1050,9 @@ mod tests {
         let mut layers = builtin();
         layers.push(Layer {
             name: "config/prod.toml".into(),
-            text: "[[sites.paris-nord.windows.sms]]\ndays = \"mon-fri\"\nhours = [\"18:00-21:00\"]\n"
-                .into(),
+            text:
+                "[[sites.paris-nord.windows.sms]]\ndays = \"mon-fri\"\nhours = [\"18:00-21:00\"]\n"
+                    .into(),
         });
         let e = load_from(&layers, &[]).unwrap_err();
         assert_eq!(e.key, "sites.paris-nord.windows.sms");

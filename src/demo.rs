@@ -9,7 +9,7 @@
 use crate::clock::{Clock, ManualClock};
 use crate::config::{self, Layer};
 use crate::domain::calendar::resolve_local;
-use crate::domain::types::{Channel, PhoneNumber};
+use crate::domain::types::Channel;
 use crate::engine::{Engine, Inbound};
 use crate::provider::{Sandbox, SandboxSent};
 use crate::store::Db;
@@ -98,12 +98,21 @@ impl Summary {
             ("confirmed", self.confirmed.to_string()),
             ("cancelled by patients", self.cancelled.to_string()),
             ("slots released in agenda", self.slots_released.to_string()),
-            ("reschedule requested", self.reschedule_requested.to_string()),
-            ("notes for secretaries", self.escalated_to_secretaries.to_string()),
+            (
+                "reschedule requested",
+                self.reschedule_requested.to_string(),
+            ),
+            (
+                "notes for secretaries",
+                self.escalated_to_secretaries.to_string(),
+            ),
             ("unreachable", self.unreachable.to_string()),
             ("opted out", self.opted_out.to_string()),
             ("invalid contact", self.invalid_contact.to_string()),
-            ("confirmation rate", format!("{:.1} %", self.confirmation_rate * 100.0)),
+            (
+                "confirmation rate",
+                format!("{:.1} %", self.confirmation_rate * 100.0),
+            ),
         ];
         println!("\n+-------------------------------+----------+");
         println!("| {:<29} | {:>8} |", "summary", "");
@@ -139,16 +148,69 @@ enum Persona {
     Silent,
 }
 
-const CONFIRM_FR: &[&str] = &["oui", "Oui merci", "ok c bon", "je serai là", "1", "👍", "oui je confirme", "Ouiii merci beaucoup", "oui mais j'aurai 10 min de retard", "d'accord, à demain"];
-const CONFIRM_EN: &[&str] = &["yes", "Yes I'll be there", "1", "ok see you then", "confirmed, thanks"];
-const CANCEL_FR: &[&str] = &["non", "2", "je ne pourrai pas venir", "annuler svp", "Bonjour, je dois annuler mon rdv", "j'annule désolé"];
-const CANCEL_EN: &[&str] = &["no", "2", "can't make it, sorry", "please cancel", "I won't be able to come"];
-const RESCHEDULE_FR: &[&str] = &["est-ce possible de décaler à la semaine prochaine ?", "je voudrais reporter", "un autre créneau svp", "3"];
+const CONFIRM_FR: &[&str] = &[
+    "oui",
+    "Oui merci",
+    "ok c bon",
+    "je serai là",
+    "1",
+    "👍",
+    "oui je confirme",
+    "Ouiii merci beaucoup",
+    "oui mais j'aurai 10 min de retard",
+    "d'accord, à demain",
+];
+const CONFIRM_EN: &[&str] = &[
+    "yes",
+    "Yes I'll be there",
+    "1",
+    "ok see you then",
+    "confirmed, thanks",
+];
+const CANCEL_FR: &[&str] = &[
+    "non",
+    "2",
+    "je ne pourrai pas venir",
+    "annuler svp",
+    "Bonjour, je dois annuler mon rdv",
+    "j'annule désolé",
+];
+const CANCEL_EN: &[&str] = &[
+    "no",
+    "2",
+    "can't make it, sorry",
+    "please cancel",
+    "I won't be able to come",
+];
+const RESCHEDULE_FR: &[&str] = &[
+    "est-ce possible de décaler à la semaine prochaine ?",
+    "je voudrais reporter",
+    "un autre créneau svp",
+    "3",
+];
 const RESCHEDULE_EN: &[&str] = &["can we move it to friday?", "I need to reschedule", "3"];
-const QUESTION_FR: &[&str] = &["faut-il être à jeun ?", "quelle est l'adresse exacte ?", "je dois apporter quels documents ?", "c'est combien de temps ?"];
-const QUESTION_EN: &[&str] = &["do I need to fast?", "what is the address?", "how long does it take?"];
-const URGENT_FR: &[&str] = &["je suis enceinte, est-ce un problème ?", "je suis allergique à l'iode", "j'ai un pacemaker", "je suis claustrophobe, j'ai très peur"];
-const URGENT_EN: &[&str] = &["I'm pregnant, is that ok?", "I have a pacemaker", "I am allergic to contrast dye"];
+const QUESTION_FR: &[&str] = &[
+    "faut-il être à jeun ?",
+    "quelle est l'adresse exacte ?",
+    "je dois apporter quels documents ?",
+    "c'est combien de temps ?",
+];
+const QUESTION_EN: &[&str] = &[
+    "do I need to fast?",
+    "what is the address?",
+    "how long does it take?",
+];
+const URGENT_FR: &[&str] = &[
+    "je suis enceinte, est-ce un problème ?",
+    "je suis allergique à l'iode",
+    "j'ai un pacemaker",
+    "je suis claustrophobe, j'ai très peur",
+];
+const URGENT_EN: &[&str] = &[
+    "I'm pregnant, is that ok?",
+    "I have a pacemaker",
+    "I am allergic to contrast dye",
+];
 const OPT_OUT: &[&str] = &["STOP", "stop sms", "ne plus recevoir de sms"];
 
 fn persona(rng: &mut StdRng) -> Persona {
@@ -175,9 +237,46 @@ struct Patient {
     answered: bool,
 }
 
-const FIRST: &[&str] = &["Marie", "Jean", "Sophie", "Pierre", "Nathalie", "Michel", "Isabelle", "Alain", "Catherine", "Philippe", "Sandrine", "Karim", "Fatima", "Lucas", "Chloé", "Thomas", "Aïcha", "Julien", "Emma", "Hugo"];
-const LAST: &[&str] = &["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau", "Payet", "Hoarau", "Grondin", "Fontaine", "Lefèvre", "Nguyen", "Benali", "Rivière"];
-const EXAMS: &[(&str, u32)] = &[("IRM-CER", 30), ("IRM-GEN", 20), ("IRM-ABD", 40), ("TDM-THO", 15), ("TDM-ABD", 20), ("ECHO-ABD", 20), ("ECHO-PEL", 20), ("RX-THO", 10), ("RX-OST", 10), ("MAMMO", 20), ("TEP-FDG", 120), ("SCINTI-OS", 180)];
+const FIRST: &[&str] = &[
+    "Marie",
+    "Jean",
+    "Sophie",
+    "Pierre",
+    "Nathalie",
+    "Michel",
+    "Isabelle",
+    "Alain",
+    "Catherine",
+    "Philippe",
+    "Sandrine",
+    "Karim",
+    "Fatima",
+    "Lucas",
+    "Chloé",
+    "Thomas",
+    "Aïcha",
+    "Julien",
+    "Emma",
+    "Hugo",
+];
+const LAST: &[&str] = &[
+    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
+    "Moreau", "Payet", "Hoarau", "Grondin", "Fontaine", "Lefèvre", "Nguyen", "Benali", "Rivière",
+];
+const EXAMS: &[(&str, u32)] = &[
+    ("IRM-CER", 30),
+    ("IRM-GEN", 20),
+    ("IRM-ABD", 40),
+    ("TDM-THO", 15),
+    ("TDM-ABD", 20),
+    ("ECHO-ABD", 20),
+    ("ECHO-PEL", 20),
+    ("RX-THO", 10),
+    ("RX-OST", 10),
+    ("MAMMO", 20),
+    ("TEP-FDG", 120),
+    ("SCINTI-OS", 180),
+];
 
 /// The demo day: the first Wednesday at least three days ahead, so the campaigns open on J-2
 /// and the worker has room to escalate.
@@ -191,9 +290,14 @@ fn demo_day(today: NaiveDate) -> NaiveDate {
 
 /// Builds the day's agenda as CSV (the same path as `rappel import`).
 fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
-    let mut csv = String::from("external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel\n");
+    let mut csv = String::from(
+        "external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel\n",
+    );
     let mut n = 0;
-    let sites = [("paris-nord", 130usize, "33", 8u32, 19u32), ("saint-denis-reunion", 70, "262", 7, 17)];
+    let sites = [
+        ("paris-nord", 130usize, "33", 8u32, 19u32),
+        ("saint-denis-reunion", 70, "262", 7, 17),
+    ];
     for (site, count, cc, open, close) in sites {
         let slots_per_hour = count.div_ceil((close - open) as usize);
         let mut repeat_phone: Option<String> = None;
@@ -208,7 +312,11 @@ fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
                 String::new()
             } else if roll < 7 {
                 // landline: calls only
-                if cc == "33" { format!("+3314{:07}", rng.random_range(0..10_000_000)) } else { format!("+262262{:06}", rng.random_range(0..1_000_000)) }
+                if cc == "33" {
+                    format!("+3314{:07}", rng.random_range(0..10_000_000))
+                } else {
+                    format!("+262262{:06}", rng.random_range(0..1_000_000))
+                }
             } else if roll < 10 && repeat_phone.is_some() {
                 // same patient, second exam the same day: one message for both
                 repeat_phone.clone().unwrap_or_default()
@@ -220,8 +328,16 @@ fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
             if roll >= 10 && !phone.is_empty() {
                 repeat_phone = Some(phone.clone());
             }
-            let locale = if rng.random_range(0..100) < 10 { "en" } else { "fr" };
-            let channel = if rng.random_range(0..100) < 15 { "whatsapp" } else { "sms" };
+            let locale = if rng.random_range(0..100) < 10 {
+                "en"
+            } else {
+                "fr"
+            };
+            let channel = if rng.random_range(0..100) < 15 {
+                "whatsapp"
+            } else {
+                "sms"
+            };
             csv.push_str(&format!(
                 "RDV-{n:04},{site},{exam},{day}T{hour:02}:{minute:02},{dur},{name},{phone},{locale},{channel}\n"
             ));
@@ -244,7 +360,10 @@ pub async fn run(seed: u64) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let day = demo_day(Utc::now().date_naive());
     let paris: chrono_tz::Tz = chrono_tz::Europe::Paris;
-    let start = resolve_local(paris, (day - Duration::days(3)).and_time(NaiveTime::from_hms_opt(6, 0, 0).expect("time")));
+    let start = resolve_local(
+        paris,
+        (day - Duration::days(3)).and_time(NaiveTime::from_hms_opt(6, 0, 0).expect("time")),
+    );
     let end = resolve_local(paris, (day + Duration::days(1)).and_time(NaiveTime::MIN));
     let clock = Arc::new(ManualClock::new(start));
 
@@ -253,7 +372,13 @@ pub async fn run(seed: u64) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<SandboxSent>();
     let provider = Arc::new(Sandbox::with_listener(db.clone(), tx));
     let templates = Arc::new(Templates::load(None)?);
-    let engine = Engine::new(db.clone(), Arc::new(settings), clock.clone(), provider, templates);
+    let engine = Engine::new(
+        db.clone(),
+        Arc::new(settings),
+        clock.clone(),
+        provider,
+        templates,
+    );
 
     let csv = agenda_csv(day, &mut rng);
     let appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
@@ -345,28 +470,51 @@ pub async fn run(seed: u64) -> Result<()> {
 }
 
 /// The reply a simulated patient gives to a message or a call, with its delay, if any.
-fn simulated_reply(p: &Patient, channel: Channel, rng: &mut StdRng) -> Option<(Duration, &'static str, Channel)> {
+fn simulated_reply(
+    p: &Patient,
+    channel: Channel,
+    rng: &mut StdRng,
+) -> Option<(Duration, &'static str, Channel)> {
     let en = p.english;
     let delay = Duration::minutes(rng.random_range(3..240));
     let text = |rng: &mut StdRng, fr: &[&'static str], en_list: &[&'static str]| {
-        if en { pick(rng, en_list) } else { pick(rng, fr) }
+        if en {
+            pick(rng, en_list)
+        } else {
+            pick(rng, fr)
+        }
     };
-    let reply_channel = if channel == Channel::Whatsapp { Channel::Whatsapp } else { Channel::Sms };
+    let reply_channel = if channel == Channel::Whatsapp {
+        Channel::Whatsapp
+    } else {
+        Channel::Sms
+    };
     match (p.persona, channel) {
-        (Persona::Confirms, c) if c.is_message() => Some((delay, text(rng, CONFIRM_FR, CONFIRM_EN), reply_channel)),
-        (Persona::Cancels, c) if c.is_message() => Some((delay, text(rng, CANCEL_FR, CANCEL_EN), reply_channel)),
-        (Persona::Reschedules, c) if c.is_message() => Some((delay, text(rng, RESCHEDULE_FR, RESCHEDULE_EN), reply_channel)),
-        (Persona::AsksQuestion, c) if c.is_message() => Some((delay, text(rng, QUESTION_FR, QUESTION_EN), reply_channel)),
-        (Persona::Urgent, c) if c.is_message() => Some((delay, text(rng, URGENT_FR, URGENT_EN), reply_channel)),
+        (Persona::Confirms, c) if c.is_message() => {
+            Some((delay, text(rng, CONFIRM_FR, CONFIRM_EN), reply_channel))
+        }
+        (Persona::Cancels, c) if c.is_message() => {
+            Some((delay, text(rng, CANCEL_FR, CANCEL_EN), reply_channel))
+        }
+        (Persona::Reschedules, c) if c.is_message() => Some((
+            delay,
+            text(rng, RESCHEDULE_FR, RESCHEDULE_EN),
+            reply_channel,
+        )),
+        (Persona::AsksQuestion, c) if c.is_message() => {
+            Some((delay, text(rng, QUESTION_FR, QUESTION_EN), reply_channel))
+        }
+        (Persona::Urgent, c) if c.is_message() => {
+            Some((delay, text(rng, URGENT_FR, URGENT_EN), reply_channel))
+        }
         (Persona::OptsOut, c) if c.is_message() => Some((delay, pick(rng, OPT_OUT), reply_channel)),
         // Answered calls: the keypad digit arrives a minute later through the same reply path.
-        (Persona::AnswersCallConfirms | Persona::Confirms, Channel::Call) => Some((Duration::minutes(1), "1", Channel::Call)),
-        (Persona::AnswersCallCancels | Persona::Cancels, Channel::Call) => Some((Duration::minutes(1), "2", Channel::Call)),
+        (Persona::AnswersCallConfirms | Persona::Confirms, Channel::Call) => {
+            Some((Duration::minutes(1), "1", Channel::Call))
+        }
+        (Persona::AnswersCallCancels | Persona::Cancels, Channel::Call) => {
+            Some((Duration::minutes(1), "2", Channel::Call))
+        }
         _ => None,
     }
-}
-
-#[allow(dead_code)]
-fn is_mobile(p: &str) -> bool {
-    PhoneNumber::parse(p).is_ok_and(|p| p.is_mobile())
 }

@@ -275,12 +275,14 @@ impl Engine {
                 q = q.bind((*k).clone());
             }
             for r in q.fetch_all(&self.db.pool).await? {
-                leads.insert(r.try_get("group_key")?, (r.try_get("id")?, r.try_get("starts_at")?));
+                leads.insert(
+                    r.try_get("group_key")?,
+                    (r.try_get("id")?, r.try_get("starts_at")?),
+                );
             }
         }
         let mut tx = self.db.begin().await?;
         let mut opened = 0;
-        let mut earlier_leads: Vec<(i64, i64)> = Vec::new();
         for c in candidates {
             let site = self.site(&c.site_id)?;
             let lead = c.group_key.as_ref().and_then(|k| leads.get(k)).copied();
@@ -343,13 +345,22 @@ impl Engine {
                 } else {
                     NoteReason::Unreachable
                 };
-                insert_note(&mut tx, &c.site_id, Some(id), None, reason, "", now, &format!("c{id}:{}", reason.as_str())).await?;
+                insert_note(
+                    &mut tx,
+                    &c.site_id,
+                    Some(id),
+                    None,
+                    reason,
+                    "",
+                    now,
+                    &format!("c{id}:{}", reason.as_str()),
+                )
+                .await?;
             }
             if lead_id.is_none() && state == CampaignState::Scheduled {
                 if let Some(k) = &c.group_key {
                     leads.insert(k.clone(), (id, c.starts_at));
                 }
-                earlier_leads.push((id, c.starts_at));
             }
         }
         tx.commit().await?;
@@ -404,7 +415,8 @@ impl Engine {
         .await?;
         for r in &rows {
             let c = CampaignRow::from_row(r)?;
-            self.apply(tx, &c, &Event::Upstream(change), now, "").await?;
+            self.apply(tx, &c, &Event::Upstream(change), now, "")
+                .await?;
             if c.lead_id.is_none() {
                 self.promote_followers(tx, c.id, now).await?;
             }
@@ -429,8 +441,17 @@ impl Engine {
                         .bind(f.id)
                         .execute(&mut **tx)
                         .await?;
-                    self.apply(tx, &CampaignRow { lead_id: None, ..f.clone() }, &Event::Opened, now, "")
-                        .await?;
+                    self.apply(
+                        tx,
+                        &CampaignRow {
+                            lead_id: None,
+                            ..f.clone()
+                        },
+                        &Event::Opened,
+                        now,
+                        "",
+                    )
+                    .await?;
                     new_lead = Some(f.id);
                 }
                 Some(l) => {
@@ -525,7 +546,13 @@ impl Engine {
                     .await?;
                 }
                 Command::Note(reason) => {
-                    let key = format!("c{}:{}:{}:{}", c.id, reason.as_str(), kind, detail_key(detail));
+                    let key = format!(
+                        "c{}:{}:{}:{}",
+                        c.id,
+                        reason.as_str(),
+                        kind,
+                        detail_key(detail)
+                    );
                     insert_note(tx, &c.site_id, Some(c.id), None, *reason, "", now, &key).await?;
                 }
                 Command::RecordOptOut => {
@@ -542,7 +569,9 @@ impl Engine {
             && c.state.is_active()
             && matches!(
                 t.state,
-                CampaignState::Unreachable | CampaignState::InvalidContact | CampaignState::OptedOut
+                CampaignState::Unreachable
+                    | CampaignState::InvalidContact
+                    | CampaignState::OptedOut
             )
         {
             sqlx::query(
@@ -660,9 +689,8 @@ impl Engine {
                 .steps
                 .get(c.step as usize)
                 .and_then(|s| s.channel.resolve(c.channel_pref, c.mobile()));
-            let budget_ok = step_channel.is_none_or(|ch| {
-                policy.budget.allows(ch, count(true), count(false))
-            });
+            let budget_ok =
+                step_channel.is_none_or(|ch| policy.budget.allows(ch, count(true), count(false)));
             let opted_out = opted.contains(&(phone.clone(), c.site_id.clone()));
             let event = Event::StepDue {
                 budget_ok,
@@ -682,7 +710,8 @@ impl Engine {
                 Some((channel, template, step, attempt)) => {
                     let to = PhoneNumber::parse(&phone)
                         .map_err(|e| anyhow::anyhow!("campaign {}: stored phone {e}", c.id))?;
-                    let body = self.render_request(c, site, &template, channel, followers.get(&c.id))?;
+                    let body =
+                        self.render_request(c, site, &template, channel, followers.get(&c.id))?;
                     extra
                         .entry((phone.clone(), channel.is_message()))
                         .or_default()
@@ -746,22 +775,34 @@ impl Engine {
                     )
                 }
             };
-            update_attempt(&mut tx, c.id, p.step, p.attempt, state, provider_id.as_deref(), code.as_deref(), now)
-                .await?;
+            update_attempt(
+                &mut tx,
+                c.id,
+                p.step,
+                p.attempt,
+                state,
+                provider_id.as_deref(),
+                code.as_deref(),
+                now,
+            )
+            .await?;
             let t = campaign::decide(&core, &event, now, policy, &site.calendars);
             let detail = format!(
                 "{{\"step\":{},\"attempt\":{},\"channel\":\"{}\"{}}}",
                 p.step,
                 p.attempt,
                 p.outbound.channel,
-                code.as_ref().map(|c| format!(",\"code\":\"{c}\"")).unwrap_or_default()
+                code.as_ref()
+                    .map(|c| format!(",\"code\":\"{c}\""))
+                    .unwrap_or_default()
             );
             let row = CampaignRow {
                 step: p.step,
                 attempt: p.attempt,
                 ..c.clone()
             };
-            self.persist(&mut tx, &row, event.kind(), &t, now, &detail).await?;
+            self.persist(&mut tx, &row, event.kind(), &t, now, &detail)
+                .await?;
             if let Err(e) = res {
                 tracing::info!(campaign_id = c.id, step = p.step, attempt = p.attempt, error = %e, to = %p.outbound.to, "send failed");
             }
@@ -775,21 +816,31 @@ impl Engine {
         &self,
         sends: Vec<PendingSend>,
         existing: HashMap<String, (String, Option<String>)>,
-    ) -> (Vec<PendingSend>, Vec<(PendingSend, Result<Accepted, ProviderError>)>) {
+    ) -> (
+        Vec<PendingSend>,
+        Vec<(PendingSend, Result<Accepted, ProviderError>)>,
+    ) {
         let mut to_send = Vec::new();
         let mut done = Vec::new();
         for p in sends {
             match existing.get(&p.outbound.client_ref) {
                 None => to_send.push(p),
                 Some((state, _)) if state == "refused" => to_send.push(p),
-                Some((state, _)) if state == "sending" => match self.provider.find(&p.outbound).await {
-                    Ok(Some(a)) => {
-                        tracing::info!(campaign_id = p.campaign.id, step = p.step, attempt = p.attempt, "attempt found at the provider after a crash: not sent again");
-                        done.push((p, Ok(a)));
+                Some((state, _)) if state == "sending" => {
+                    match self.provider.find(&p.outbound).await {
+                        Ok(Some(a)) => {
+                            tracing::info!(
+                                campaign_id = p.campaign.id,
+                                step = p.step,
+                                attempt = p.attempt,
+                                "attempt found at the provider after a crash: not sent again"
+                            );
+                            done.push((p, Ok(a)));
+                        }
+                        Ok(None) => to_send.push(p),
+                        Err(e) => done.push((p, Err(e))),
                     }
-                    Ok(None) => to_send.push(p),
-                    Err(e) => done.push((p, Err(e))),
-                },
+                }
                 Some((_, provider_id)) => {
                     let a = Accepted {
                         provider_id: provider_id.clone().unwrap_or_default(),
@@ -831,7 +882,11 @@ impl Engine {
         };
         let ctx = MessageContext {
             centre: site.name.clone(),
-            centre_phone: site.phone.as_ref().map(|p| p.as_e164().to_string()).unwrap_or_default(),
+            centre_phone: site
+                .phone
+                .as_ref()
+                .map(|p| p.as_e164().to_string())
+                .unwrap_or_default(),
             date,
             time,
             appointments,
@@ -919,7 +974,10 @@ impl Engine {
         let campaign = self.campaign_for_reply(msg.from.as_e164()).await?;
         let (vocab, lang) = match &campaign {
             Some(c) => (
-                self.settings.site(&c.site_id).map(|s| s.vocabulary.clone()).unwrap_or_default(),
+                self.settings
+                    .site(&c.site_id)
+                    .map(|s| s.vocabulary.clone())
+                    .unwrap_or_default(),
                 reply::Lang::parse(&c.locale),
             ),
             None => (Default::default(), None),
@@ -954,10 +1012,23 @@ impl Engine {
         let reply_id: i64 = inserted.try_get("id")?;
         let Some(lead) = campaign else {
             // Nobody to match: a secretary reads it; an explicit STOP is honoured everywhere.
-            let site_id = self.settings.sites.keys().next().cloned().unwrap_or_default();
+            let site_id = self
+                .settings
+                .sites
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_default();
             if cls.intent == Intent::OptOut {
                 for site in self.settings.sites.keys() {
-                    record_opt_out(&mut tx, msg.from.as_e164(), site, "reply_without_campaign", now).await?;
+                    record_opt_out(
+                        &mut tx,
+                        msg.from.as_e164(),
+                        site,
+                        "reply_without_campaign",
+                        now,
+                    )
+                    .await?;
                 }
             }
             insert_note(
@@ -1040,7 +1111,13 @@ impl Engine {
         }
         record_attempts(&mut tx, &acks, now, "ack").await?;
         tx.commit().await?;
-        tracing::info!(campaign_id = lead.id, reply_id, intent = cls.intent.as_str(), state = t.state.as_str(), "reply handled");
+        tracing::info!(
+            campaign_id = lead.id,
+            reply_id,
+            intent = cls.intent.as_str(),
+            state = t.state.as_str(),
+            "reply handled"
+        );
         self.send_acks(acks).await?;
         self.drain_outbox_for(lead.id).await?;
         Ok(InboundOutcome {
@@ -1055,7 +1132,11 @@ impl Engine {
         let (date, time) = templates::date_time(site, &c.locale, from_unix(c.starts_at));
         let ctx = MessageContext {
             centre: site.name.clone(),
-            centre_phone: site.phone.as_ref().map(|p| p.as_e164().to_string()).unwrap_or_default(),
+            centre_phone: site
+                .phone
+                .as_ref()
+                .map(|p| p.as_e164().to_string())
+                .unwrap_or_default(),
             date,
             time,
             appointments: vec![],
@@ -1080,7 +1161,17 @@ impl Engine {
                 Ok(acc) => ("sent", Some(acc.provider_id.clone()), None),
                 Err(e) => (failure_of(e, now).1, None, e.code().map(str::to_string)),
             };
-            update_attempt(&mut tx, a.campaign.id, a.step, a.attempt, state, id.as_deref(), code.as_deref(), now).await?;
+            update_attempt(
+                &mut tx,
+                a.campaign.id,
+                a.step,
+                a.attempt,
+                state,
+                id.as_deref(),
+                code.as_deref(),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1109,7 +1200,9 @@ impl Engine {
                 .bind(reply_id)
                 .fetch_optional(&self.db.pool)
                 .await?;
-            let Some(phone) = c.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) else { continue };
+            let Some(phone) = c.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) else {
+                continue;
+            };
             let site = self.site(&c.site_id)?;
             let intent = body
                 .and_then(|b| b.try_get::<String, _>("intent").ok())
@@ -1122,7 +1215,8 @@ impl Engine {
                 (_, CampaignState::RescheduleRequested) => Ack::Reschedule,
                 _ => Ack::Holding,
             };
-            let channel = Channel::parse(&r.try_get::<String, _>("channel")?).unwrap_or(Channel::Sms);
+            let channel =
+                Channel::parse(&r.try_get::<String, _>("channel")?).unwrap_or(Channel::Sms);
             let outbound = Outbound {
                 client_ref: attempt_key(c.id, ACK_STEP, reply_id),
                 channel,
@@ -1147,7 +1241,17 @@ impl Engine {
         let mut tx = self.db.begin().await?;
         for (a, res) in &found {
             if let Ok(acc) = res {
-                update_attempt(&mut tx, a.campaign.id, a.step, a.attempt, "sent", Some(&acc.provider_id), None, now).await?;
+                update_attempt(
+                    &mut tx,
+                    a.campaign.id,
+                    a.step,
+                    a.attempt,
+                    "sent",
+                    Some(&acc.provider_id),
+                    None,
+                    now,
+                )
+                .await?;
             }
         }
         tx.commit().await?;
@@ -1175,7 +1279,12 @@ impl Engine {
     // Call outcomes and delivery statuses
 
     /// Feeds a provider event about an attempt (by provider id) to its campaign.
-    pub async fn attempt_event(&self, provider_id: &str, event: Event, status: &str) -> Result<bool> {
+    pub async fn attempt_event(
+        &self,
+        provider_id: &str,
+        event: Event,
+        status: &str,
+    ) -> Result<bool> {
         let now = self.now();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT t.state AS attempt_state, t.step AS attempt_step, t.attempt AS attempt_no, {CAMPAIGN_COLUMNS} \
@@ -1201,7 +1310,14 @@ impl Engine {
         let step: i64 = row.try_get("attempt_step")?;
         // Only the latest touch moves the campaign; a late status of an older one is recorded.
         if step == c.step || step + 1 == c.step {
-            self.apply(&mut tx, &c, &event, now, &format!("{{\"status\":\"{status}\"}}")).await?;
+            self.apply(
+                &mut tx,
+                &c,
+                &event,
+                now,
+                &format!("{{\"status\":\"{status}\"}}"),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -1434,7 +1550,13 @@ async fn record_attempts(
             .fetch_all(&mut **tx)
             .await?
             .iter()
-            .map(|r| Ok((r.try_get("campaign_id")?, r.try_get("step")?, r.try_get("attempt")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("campaign_id")?,
+                    r.try_get("step")?,
+                    r.try_get("attempt")?,
+                ))
+            })
             .collect::<Result<_, sqlx::Error>>()?;
         for p in chunk {
             if inserted.contains(&(p.campaign.id, p.step, p.attempt)) {
@@ -1456,7 +1578,10 @@ async fn record_attempts(
                     .execute(&mut **tx)
                     .await?;
             }
-            existing.insert(p.outbound.client_ref.clone(), (state, opt_text(&r, "provider_id")));
+            existing.insert(
+                p.outbound.client_ref.clone(),
+                (state, opt_text(&r, "provider_id")),
+            );
         }
     }
     Ok(existing)
@@ -1497,14 +1622,16 @@ async fn ledger(
     state: CampaignState,
     detail: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO events (campaign_id, at, kind, state, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(campaign)
-        .bind(at.timestamp())
-        .bind(kind.to_string())
-        .bind(state.as_str())
-        .bind(detail.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO events (campaign_id, at, kind, state, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(campaign)
+    .bind(at.timestamp())
+    .bind(kind.to_string())
+    .bind(state.as_str())
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -1536,7 +1663,13 @@ async fn insert_note(
     Ok(())
 }
 
-async fn record_opt_out(tx: &mut Tx, phone: &str, site: &str, source: &str, now: DateTime<Utc>) -> Result<()> {
+async fn record_opt_out(
+    tx: &mut Tx,
+    phone: &str,
+    site: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO opt_outs (phone, site_id, source, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (phone, site_id) DO NOTHING",

@@ -52,7 +52,10 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error"}))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal error"}),
+                )
             }
         };
         (status, Json(body)).into_response()
@@ -63,7 +66,10 @@ pub fn router(engine: Engine) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/admin/appointments", post(upsert_appointments))
-        .route("/admin/appointments/{site}/{external_id}/cancel", post(cancel_appointment))
+        .route(
+            "/admin/appointments/{site}/{external_id}/cancel",
+            post(cancel_appointment),
+        )
         .route("/admin/campaigns", get(list_campaigns))
         .route("/admin/campaigns/{id}", get(show_campaign))
         .route("/admin/notes", get(list_notes))
@@ -96,7 +102,11 @@ fn authorize(e: &Engine, headers: &HeaderMap) -> Result<(), ApiError> {
             .zip(expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
-    if same { Ok(()) } else { Err(ApiError::Unauthorized) }
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -121,13 +131,14 @@ async fn upsert_appointments(
     };
     let mut appts = Vec::with_capacity(items.len());
     for (i, v) in items.into_iter().enumerate() {
-        let input: AppointmentInput = json_body(v.to_string().as_bytes()).map_err(|err| match err {
-            ApiError::Invalid { field, message } => ApiError::Invalid {
-                field: format!("[{i}].{field}"),
-                message,
-            },
-            other => other,
-        })?;
+        let input: AppointmentInput =
+            json_body(v.to_string().as_bytes()).map_err(|err| match err {
+                ApiError::Invalid { field, message } => ApiError::Invalid {
+                    field: format!("[{i}].{field}"),
+                    message,
+                },
+                other => other,
+            })?;
         let a = input.check(&e.settings).map_err(|fe| ApiError::Invalid {
             field: format!("[{i}].{}", fe.field),
             message: fe.message,
@@ -136,7 +147,9 @@ async fn upsert_appointments(
     }
     let report = agenda::write_appointments(&e, &appts).await?;
     let planned = e.plan().await?;
-    Ok(Json(json!({"import": report, "campaigns_opened": planned.opened})))
+    Ok(Json(
+        json!({"import": report, "campaigns_opened": planned.opened}),
+    ))
 }
 
 async fn cancel_appointment(
@@ -147,12 +160,13 @@ async fn cancel_appointment(
     authorize(&e, &headers)?;
     let now = e.now();
     let mut tx = e.db.begin().await?;
-    let row = sqlx::query("SELECT id, status FROM appointments WHERE site_id = $1 AND external_id = $2")
-        .bind(site)
-        .bind(external_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row =
+        sqlx::query("SELECT id, status FROM appointments WHERE site_id = $1 AND external_id = $2")
+            .bind(site)
+            .bind(external_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ApiError::NotFound)?;
     let id: i64 = row.try_get("id")?;
     let status: String = row.try_get("status")?;
     if status != "cancelled" {
@@ -161,7 +175,8 @@ async fn cancel_appointment(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        e.apply_upstream(&mut tx, id, Upstream::Cancelled, now).await?;
+        e.apply_upstream(&mut tx, id, Upstream::Cancelled, now)
+            .await?;
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(Json(json!({"appointment_id": id, "status": "cancelled"})))
@@ -238,10 +253,12 @@ async fn show_campaign(
     .fetch_optional(&e.db.pool)
     .await?
     .ok_or(ApiError::NotFound)?;
-    let events = sqlx::query("SELECT at, kind, state, detail FROM events WHERE campaign_id = $1 ORDER BY id")
-        .bind(id)
-        .fetch_all(&e.db.pool)
-        .await?;
+    let events = sqlx::query(
+        "SELECT at, kind, state, detail FROM events WHERE campaign_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&e.db.pool)
+    .await?;
     let attempts = sqlx::query(
         "SELECT step, attempt, channel, purpose, state, provider_id, error_code, created_at FROM attempts \
          WHERE campaign_id = $1 ORDER BY id",
@@ -369,7 +386,9 @@ async fn resolve_note(
 async fn stats(State(e): State<Engine>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&e, &headers)?;
     let summary = crate::demo::Summary::read(&e.db).await?;
-    Ok(Json(serde_json::to_value(summary).map_err(anyhow::Error::from)?))
+    Ok(Json(
+        serde_json::to_value(summary).map_err(anyhow::Error::from)?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -397,18 +416,24 @@ async fn sandbox_reply(
     })?;
     let channel = match r.channel.as_deref() {
         None => Channel::Sms,
-        Some(c) => Channel::parse(c).filter(|c| c.is_message()).ok_or(ApiError::Invalid {
-            field: "channel".into(),
-            message: "must be sms or whatsapp".into(),
-        })?,
+        Some(c) => Channel::parse(c)
+            .filter(|c| c.is_message())
+            .ok_or(ApiError::Invalid {
+                field: "channel".into(),
+                message: "must be sms or whatsapp".into(),
+            })?,
     };
     let out = e
         .handle_inbound(Inbound {
-            provider_id: r.id.unwrap_or_else(|| format!("SBIN{}", uuid::Uuid::new_v4().simple())),
+            provider_id: r
+                .id
+                .unwrap_or_else(|| format!("SBIN{}", uuid::Uuid::new_v4().simple())),
             from,
             channel,
             body: r.body,
         })
         .await?;
-    Ok(Json(serde_json::to_value(out).map_err(anyhow::Error::from)?))
+    Ok(Json(
+        serde_json::to_value(out).map_err(anyhow::Error::from)?,
+    ))
 }

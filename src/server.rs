@@ -38,7 +38,13 @@ pub async fn build_engine(settings: Settings, clock: Option<Arc<dyn Clock>>) -> 
         ProviderKind::Sandbox => Arc::new(Sandbox::new(db.clone())),
     };
     let templates = Arc::new(Templates::load(settings.templates_dir.as_deref())?);
-    Ok(Engine::new(db, Arc::new(settings), clock, provider, templates))
+    Ok(Engine::new(
+        db,
+        Arc::new(settings),
+        clock,
+        provider,
+        templates,
+    ))
 }
 
 /// A batch of claimed campaigns handed to a worker through the queue.
@@ -109,70 +115,77 @@ async fn spawn_worker(
     let url = engine.db.url().expose_secret().to_string();
     let queue = "rappel-steps";
     // The sweeper pushes into `push`; the apalis worker consumes. Both speak the same storage.
-    let push: Arc<dyn Fn(StepBatch) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync> =
-        match engine.db.backend {
-            Backend::Sqlite => {
-                let pool = apalis_sqlite::SqlitePool::connect(&url).await?;
-                let mut m = apalis_sqlite::SqliteStorage::migrations();
-                m.set_ignore_missing(true);
-                m.run(&pool).await.context("queue migrations")?;
-                let config = apalis_sqlite::Config::default().queue(queue);
-                let storage = apalis_sqlite::SqliteStorage::<StepBatch>::new(&pool).with_config(config);
-                let consumer = storage.clone().poll_with_interval(Duration::from_millis(200));
-                let worker = WorkerBuilder::new(worker_name.clone())
-                    .backend(consumer)
-                    .data(engine.clone())
-                    .build(run_step_batch);
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    worker
-                        .run_until(async move {
-                            token.cancelled().await;
-                            Ok::<(), std::io::Error>(())
-                        })
-                        .await
-                        .map_err(|e| anyhow::anyhow!("queue worker: {e}"))
-                });
-                Arc::new(move |job| {
-                    let mut s = storage.clone();
-                    Box::pin(async move {
-                        s.push(job).await.map_err(|e| anyhow::anyhow!("queue push: {e}"))?;
-                        Ok(())
+    let push: Arc<
+        dyn Fn(StepBatch) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync,
+    > = match engine.db.backend {
+        Backend::Sqlite => {
+            let pool = apalis_sqlite::SqlitePool::connect(&url).await?;
+            let mut m = apalis_sqlite::SqliteStorage::migrations();
+            m.set_ignore_missing(true);
+            m.run(&pool).await.context("queue migrations")?;
+            let config = apalis_sqlite::Config::default().queue(queue);
+            let storage = apalis_sqlite::SqliteStorage::<StepBatch>::new(&pool).with_config(config);
+            let consumer = storage
+                .clone()
+                .poll_with_interval(Duration::from_millis(200));
+            let worker = WorkerBuilder::new(worker_name.clone())
+                .backend(consumer)
+                .data(engine.clone())
+                .build(run_step_batch);
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                worker
+                    .run_until(async move {
+                        token.cancelled().await;
+                        Ok::<(), std::io::Error>(())
                     })
-                })
-            }
-            Backend::Postgres => {
-                let pool = apalis_postgres::PgPool::connect(&url).await?;
-                let mut m = apalis_postgres::PostgresStorage::migrations();
-                m.set_ignore_missing(true);
-                m.run(&pool).await.context("queue migrations")?;
-                let config = apalis_postgres::Config::default().queue(queue);
-                let storage =
-                    apalis_postgres::PostgresStorage::<StepBatch>::new(&pool).with_config(config);
-                let consumer = storage.clone().with_pubsub();
-                let worker = WorkerBuilder::new(worker_name.clone())
-                    .backend(consumer)
-                    .data(engine.clone())
-                    .build(run_step_batch);
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    worker
-                        .run_until(async move {
-                            token.cancelled().await;
-                            Ok::<(), std::io::Error>(())
-                        })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("queue worker: {e}"))
+            });
+            Arc::new(move |job| {
+                let mut s = storage.clone();
+                Box::pin(async move {
+                    s.push(job)
                         .await
-                        .map_err(|e| anyhow::anyhow!("queue worker: {e}"))
-                });
-                Arc::new(move |job| {
-                    let mut s = storage.clone();
-                    Box::pin(async move {
-                        s.push(job).await.map_err(|e| anyhow::anyhow!("queue push: {e}"))?;
-                        Ok(())
-                    })
+                        .map_err(|e| anyhow::anyhow!("queue push: {e}"))?;
+                    Ok(())
                 })
-            }
-        };
+            })
+        }
+        Backend::Postgres => {
+            let pool = apalis_postgres::PgPool::connect(&url).await?;
+            let mut m = apalis_postgres::PostgresStorage::migrations();
+            m.set_ignore_missing(true);
+            m.run(&pool).await.context("queue migrations")?;
+            let config = apalis_postgres::Config::default().queue(queue);
+            let storage =
+                apalis_postgres::PostgresStorage::<StepBatch>::new(&pool).with_config(config);
+            let consumer = storage.clone().with_pubsub();
+            let worker = WorkerBuilder::new(worker_name.clone())
+                .backend(consumer)
+                .data(engine.clone())
+                .build(run_step_batch);
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                worker
+                    .run_until(async move {
+                        token.cancelled().await;
+                        Ok::<(), std::io::Error>(())
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("queue worker: {e}"))
+            });
+            Arc::new(move |job| {
+                let mut s = storage.clone();
+                Box::pin(async move {
+                    s.push(job)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("queue push: {e}"))?;
+                    Ok(())
+                })
+            })
+        }
+    };
     tracing::info!(worker = %worker_name, backend = engine.db.backend.as_str(), "worker started");
 
     // Planner: re-reads the agenda on an interval (catches up by construction).

@@ -33,10 +33,22 @@ macro_rules! builtin {
 }
 
 const BUILTIN: &[(&str, &str)] = builtin![
-    "fr"/"request", "fr"/"nudge", "fr"/"call", "fr"/"ack_confirmed", "fr"/"ack_cancelled",
-    "fr"/"ack_reschedule", "fr"/"ack_holding", "fr"/"ack_opt_out",
-    "en"/"request", "en"/"nudge", "en"/"call", "en"/"ack_confirmed", "en"/"ack_cancelled",
-    "en"/"ack_reschedule", "en"/"ack_holding", "en"/"ack_opt_out",
+    "fr" / "request",
+    "fr" / "nudge",
+    "fr" / "call",
+    "fr" / "ack_confirmed",
+    "fr" / "ack_cancelled",
+    "fr" / "ack_reschedule",
+    "fr" / "ack_holding",
+    "fr" / "ack_opt_out",
+    "en" / "request",
+    "en" / "nudge",
+    "en" / "call",
+    "en" / "ack_confirmed",
+    "en" / "ack_cancelled",
+    "en" / "ack_reschedule",
+    "en" / "ack_holding",
+    "en" / "ack_opt_out",
 ];
 
 pub struct Templates {

@@ -71,14 +71,20 @@ pub enum Event {
     Opened,
     /// The queued step fell due. The shell says whether the daily contact budget allows one
     /// more touch and whether the number opted out meanwhile.
-    StepDue { budget_ok: bool, opted_out: bool },
+    StepDue {
+        budget_ok: bool,
+        opted_out: bool,
+    },
     /// The provider accepted the message or call of the current step.
     Sent,
     SendFailed(SendFailure),
     /// A delivery status said undelivered/failed after acceptance.
     Undelivered,
     CallEnded(CallOutcome),
-    Reply { intent: Intent, late: bool },
+    Reply {
+        intent: Intent,
+        late: bool,
+    },
     Upstream(Upstream),
     /// The lead campaign of a same-day group closed without a reply (followers mirror it).
     LeadClosed(CampaignState),
@@ -614,7 +620,11 @@ fn reply(c: &Campaign, intent: Intent, late: bool, policy: &Policy) -> Transitio
                 _ => NoteReason::Unclear,
             };
             let state = if open { S::NeedsHuman } else { c.state };
-            with(state, vec![C::Unschedule, C::Note(reason)], Some(Ack::Holding))
+            with(
+                state,
+                vec![C::Unschedule, C::Note(reason)],
+                Some(Ack::Holding),
+            )
         }
     }
 }

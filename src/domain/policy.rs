@@ -153,6 +153,7 @@ impl Policy {
     /// When step `step` (attempt `attempt`) may run, given the previous touch at `previous`
     /// (None for the very first step), for a patient reachable on `channel`. `None` when no
     /// allowed instant remains before the give-up deadline.
+    #[allow(clippy::too_many_arguments)]
     pub fn due_at(
         &self,
         step: usize,

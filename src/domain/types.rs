@@ -112,7 +112,10 @@ impl CampaignState {
 
     /// Active campaigns may still send; the others only react to late replies.
     pub fn is_active(self) -> bool {
-        matches!(self, CampaignState::Scheduled | CampaignState::AwaitingReply)
+        matches!(
+            self,
+            CampaignState::Scheduled | CampaignState::AwaitingReply
+        )
     }
 }
 
@@ -273,7 +276,9 @@ pub fn parse_identifier(raw: &str) -> Result<String, String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "-_.:/".contains(*c)))
     {
-        return Err(format!("contains '{c}' (allowed: letters, digits, - _ . : /)"));
+        return Err(format!(
+            "contains '{c}' (allowed: letters, digits, - _ . : /)"
+        ));
     }
     Ok(s.to_string())
 }

@@ -45,7 +45,9 @@ pub async fn fresh_database(kind: Kind, dir: &std::path::Path) -> String {
             );
             sqlx::any::install_default_drivers();
             let name = format!("rappel_test_{}", uuid::Uuid::new_v4().simple());
-            let pool = sqlx::AnyPool::connect(&admin).await.expect("connect to test PostgreSQL");
+            let pool = sqlx::AnyPool::connect(&admin)
+                .await
+                .expect("connect to test PostgreSQL");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&pool)
                 .await
@@ -67,7 +69,10 @@ pub fn wednesday() -> NaiveDate {
 }
 
 pub fn paris(day: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
-    resolve_local(PARIS, day.and_time(NaiveTime::from_hms_opt(h, m, 0).expect("time")))
+    resolve_local(
+        PARIS,
+        day.and_time(NaiveTime::from_hms_opt(h, m, 0).expect("time")),
+    )
 }
 
 pub async fn spawn_app(kind: Kind) -> TestApp {
@@ -85,10 +90,16 @@ pub async fn spawn_app_with(kind: Kind, extra_config: &str) -> TestApp {
         ),
     });
     let settings = config::load_from(&layers, &[]).expect("test config");
-    let db = Db::connect(&settings.database.url, 4).await.expect("database");
+    let db = Db::connect(&settings.database.url, 4)
+        .await
+        .expect("database");
     db.migrate().await.expect("migrations");
     // Monday 07:00 Paris of the test week: before any window opens.
-    let clock = Arc::new(ManualClock::new(paris(wednesday() - Duration::days(2), 7, 0)));
+    let clock = Arc::new(ManualClock::new(paris(
+        wednesday() - Duration::days(2),
+        7,
+        0,
+    )));
     let (tx, rx) = mpsc::unbounded_channel();
     let provider = Arc::new(Sandbox::with_listener(db.clone(), tx));
     let engine = Engine::new(
@@ -99,7 +110,9 @@ pub async fn spawn_app_with(kind: Kind, extra_config: &str) -> TestApp {
         Arc::new(Templates::load(None).expect("templates")),
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = rappel::http::router(engine.clone());
     tokio::spawn(async move {
@@ -120,7 +133,8 @@ pub fn csv_row(id: &str, site: &str, exam: &str, start: &str, phone: &str, extra
     format!("{id},{site},{exam},{start},,Patient {id},{phone},fr,sms{extra}\n")
 }
 
-pub const CSV_HEADER: &str = "external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel\n";
+pub const CSV_HEADER: &str =
+    "external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel\n";
 
 impl TestApp {
     pub fn now(&self) -> DateTime<Utc> {
@@ -129,14 +143,21 @@ impl TestApp {
 
     /// The centre imports its agenda (CSV), as `rappel import` does.
     pub async fn import(&self, csv: &str) -> rappel::agenda::ImportReport {
-        let appts = rappel::agenda::parse_import("test.csv", csv, &self.engine.settings).expect("valid import");
-        rappel::agenda::write_appointments(&self.engine, &appts).await.expect("write")
+        let appts = rappel::agenda::parse_import("test.csv", csv, &self.engine.settings)
+            .expect("valid import");
+        rappel::agenda::write_appointments(&self.engine, &appts)
+            .await
+            .expect("write")
     }
 
     /// One appointment on the test Wednesday at `h:m` Paris, for a mobile number.
     pub async fn book(&self, id: &str, h: u32, m: u32, phone: &str) {
         let start = format!("{}T{h:02}:{m:02}", wednesday());
-        self.import(&format!("{CSV_HEADER}{}", csv_row(id, "paris-nord", "RX-THO", &start, phone, ""))).await;
+        self.import(&format!(
+            "{CSV_HEADER}{}",
+            csv_row(id, "paris-nord", "RX-THO", &start, phone, "")
+        ))
+        .await;
     }
 
     pub async fn run(&self) -> usize {
@@ -171,10 +192,20 @@ impl TestApp {
 
     /// The patient answers by SMS.
     pub async fn patient_replies(&self, phone: &str, body: &str) -> InboundOutcome {
-        self.patient_replies_with_id(phone, body, &format!("SMIN{}", uuid::Uuid::new_v4().simple())).await
+        self.patient_replies_with_id(
+            phone,
+            body,
+            &format!("SMIN{}", uuid::Uuid::new_v4().simple()),
+        )
+        .await
     }
 
-    pub async fn patient_replies_with_id(&self, phone: &str, body: &str, id: &str) -> InboundOutcome {
+    pub async fn patient_replies_with_id(
+        &self,
+        phone: &str,
+        body: &str,
+        id: &str,
+    ) -> InboundOutcome {
         self.engine
             .handle_inbound(Inbound {
                 provider_id: id.to_string(),
@@ -232,10 +263,21 @@ impl TestApp {
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("request")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.expect("request")
+        self.http
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
     }
 }

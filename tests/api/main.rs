@@ -51,7 +51,9 @@ async fn a_patient_who_confirms_is_confirmed_in_the_agenda_and_never_touched_aga
     assert_eq!(app.campaign_state("A1").await, "awaiting_reply");
 
     app.clock.advance(Duration::minutes(20));
-    let out = app.patient_replies("06 12 34 56 78", "oui je serai là").await;
+    let out = app
+        .patient_replies("06 12 34 56 78", "oui je serai là")
+        .await;
     assert_eq!(out.state.map(|s| s.as_str()), Some("confirmed"));
     assert_eq!(app.appointment_status("A1").await, "confirmed");
     let ack = app.drain_sent();
@@ -78,13 +80,20 @@ async fn a_silent_patient_gets_a_nudge_then_calls_then_is_unreachable_with_a_not
     assert_eq!(gap, Duration::hours(4));
     // Every touch inside its window, none later than 2 h before the appointment.
     for s in &sent {
-        assert!(s.at <= paris(wednesday(), 14, 0), "touch after the give-up deadline");
+        assert!(
+            s.at <= paris(wednesday(), 14, 0),
+            "touch after the give-up deadline"
+        );
         let local = s.at.with_timezone(&PARIS).time();
         assert!(local >= chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap());
         assert!(local < chrono::NaiveTime::from_hms_opt(19, 30, 0).unwrap());
     }
     assert_eq!(app.campaign_state("S1").await, "unreachable");
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM notes WHERE reason = 'unreachable'").await, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM notes WHERE reason = 'unreachable'")
+            .await,
+        1
+    );
 }
 
 async fn a_cancel_frees_the_slot_at_once_and_acknowledges_with_the_stop_hint(kind: Kind) {
@@ -92,16 +101,26 @@ async fn a_cancel_frees_the_slot_at_once_and_acknowledges_with_the_stop_hint(kin
     app.book("C1", 11, 30, "+33622222222").await;
     app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
     app.drain_sent();
-    let out = app.patient_replies("+33622222222", "je ne pourrai pas venir").await;
+    let out = app
+        .patient_replies("+33622222222", "je ne pourrai pas venir")
+        .await;
     assert_eq!(out.state.map(|s| s.as_str()), Some("cancelled"));
     // Released in the same call, before any worker tick.
     assert_eq!(app.appointment_status("C1").await, "cancelled");
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE action = 'release' AND state = 'done'").await, 1);
-    let body: String = sqlx::query_scalar("SELECT body FROM sandbox_messages WHERE client_ref LIKE '%-s1000-%'")
-        .fetch_one(&app.engine.db.pool)
-        .await
-        .unwrap();
-    assert!(body.contains("STOP"), "the cancel acknowledgement says how to stop messages");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM outbox WHERE action = 'release' AND state = 'done'")
+            .await,
+        1
+    );
+    let body: String =
+        sqlx::query_scalar("SELECT body FROM sandbox_messages WHERE client_ref LIKE '%-s1000-%'")
+            .fetch_one(&app.engine.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        body.contains("STOP"),
+        "the cancel acknowledgement says how to stop messages"
+    );
     assert_eq!(app.drain_sent().len(), 1, "the acknowledgement");
     app.run_until(paris(wednesday(), 11, 0)).await;
     assert!(app.drain_sent().is_empty());
@@ -115,14 +134,26 @@ async fn a_moved_appointment_supersedes_its_campaign_and_a_new_one_opens(kind: K
     // The centre moves it to Thursday 15:00.
     let start = format!("{}T15:00", wednesday() + Duration::days(1));
     let report = app
-        .import(&format!("{CSV_HEADER}{}", csv_row("M1", "paris-nord", "RX-THO", &start, "+33633333333", "")))
+        .import(&format!(
+            "{CSV_HEADER}{}",
+            csv_row("M1", "paris-nord", "RX-THO", &start, "+33633333333", "")
+        ))
         .await;
     assert_eq!(report.moved, 1);
     app.run().await;
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'expired'").await, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'expired'")
+            .await,
+        1
+    );
     // Thursday's appointment opens its campaign on Tuesday (J-2), and sends then.
-    app.run_until(paris(wednesday() - Duration::days(1), 9, 30)).await;
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'").await, 1);
+    app.run_until(paris(wednesday() - Duration::days(1), 9, 30))
+        .await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'")
+            .await,
+        1
+    );
     // The reply now confirms the new version, not the old one.
     let out = app.patient_replies("+33633333333", "ok").await;
     assert_eq!(out.state.map(|s| s.as_str()), Some("confirmed"));
@@ -147,7 +178,8 @@ async fn an_appointment_cancelled_by_the_centre_closes_its_campaign_without_a_me
 async fn the_planner_is_idempotent_and_catches_up_after_downtime(kind: Kind) {
     let app = spawn_app(kind).await;
     for i in 0..5 {
-        app.book(&format!("P{i}"), 9 + i, 0, &format!("+3365555555{i}")).await;
+        app.book(&format!("P{i}"), 9 + i, 0, &format!("+3365555555{i}"))
+            .await;
     }
     let first = app.engine.plan().await.unwrap().opened;
     let again = app.engine.plan().await.unwrap().opened;
@@ -155,8 +187,11 @@ async fn the_planner_is_idempotent_and_catches_up_after_downtime(kind: Kind) {
     assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns").await, 5);
     // Appointments booked while the worker was down for a day are still planned.
     let start = format!("{}T17:00", wednesday());
-    app.import(&format!("{CSV_HEADER}{}", csv_row("LATE", "paris-nord", "RX-THO", &start, "+33655555559", "")))
-        .await;
+    app.import(&format!(
+        "{CSV_HEADER}{}",
+        csv_row("LATE", "paris-nord", "RX-THO", &start, "+33655555559", "")
+    ))
+    .await;
     app.clock.set(paris(wednesday() - Duration::days(1), 10, 0));
     assert_eq!(app.engine.plan().await.unwrap().opened, 1);
 }
@@ -166,8 +201,22 @@ async fn two_appointments_of_one_patient_the_same_day_get_one_message(kind: Kind
     let day = wednesday();
     app.import(&format!(
         "{CSV_HEADER}{}{}",
-        csv_row("G1", "paris-nord", "RX-THO", &format!("{day}T09:00"), "+33666666666", ""),
-        csv_row("G2", "paris-nord", "ECHO-PEL", &format!("{day}T11:00"), "+33666666666", "")
+        csv_row(
+            "G1",
+            "paris-nord",
+            "RX-THO",
+            &format!("{day}T09:00"),
+            "+33666666666",
+            ""
+        ),
+        csv_row(
+            "G2",
+            "paris-nord",
+            "ECHO-PEL",
+            &format!("{day}T11:00"),
+            "+33666666666",
+            ""
+        )
     ))
     .await;
     app.at(paris(day - Duration::days(2), 9, 0)).await;
@@ -176,7 +225,10 @@ async fn two_appointments_of_one_patient_the_same_day_get_one_message(kind: Kind
         .fetch_one(&app.engine.db.pool)
         .await
         .unwrap();
-    assert!(body.contains("09:00") && body.contains("11:00"), "both times in the message");
+    assert!(
+        body.contains("09:00") && body.contains("11:00"),
+        "both times in the message"
+    );
     app.patient_replies("+33666666666", "oui").await;
     assert_eq!(app.appointment_status("G1").await, "confirmed");
     assert_eq!(app.appointment_status("G2").await, "confirmed");
@@ -187,8 +239,12 @@ async fn a_replayed_reply_changes_nothing(kind: Kind) {
     app.book("R1", 10, 0, "+33677777777").await;
     app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
     app.drain_sent();
-    let first = app.patient_replies_with_id("+33677777777", "annuler", "SMREPLAY1").await;
-    let again = app.patient_replies_with_id("+33677777777", "annuler", "SMREPLAY1").await;
+    let first = app
+        .patient_replies_with_id("+33677777777", "annuler", "SMREPLAY1")
+        .await;
+    let again = app
+        .patient_replies_with_id("+33677777777", "annuler", "SMREPLAY1")
+        .await;
     assert!(!first.duplicate);
     assert!(again.duplicate);
     assert_eq!(app.drain_sent().len(), 1, "one acknowledgement only");
@@ -212,7 +268,11 @@ async fn replies_nobody_expects_are_handled_without_loss(kind: Kind) {
         .fetch_one(&app.engine.db.pool)
         .await
         .unwrap();
-    assert_eq!(stored.chars().count(), long.chars().count(), "a 5,000-character reply is kept whole");
+    assert_eq!(
+        stored.chars().count(),
+        long.chars().count(),
+        "a 5,000-character reply is kept whole"
+    );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM replies").await, 3);
 }
 
@@ -221,8 +281,22 @@ async fn an_opt_out_stops_every_later_message_but_one_confirmation(kind: Kind) {
     let day = wednesday();
     app.import(&format!(
         "{CSV_HEADER}{}{}",
-        csv_row("O1", "paris-nord", "RX-THO", &format!("{day}T09:00"), "+33610101010", ""),
-        csv_row("O2", "paris-nord", "RX-THO", &format!("{}T09:00", day + Duration::days(2)), "+33610101010", "")
+        csv_row(
+            "O1",
+            "paris-nord",
+            "RX-THO",
+            &format!("{day}T09:00"),
+            "+33610101010",
+            ""
+        ),
+        csv_row(
+            "O2",
+            "paris-nord",
+            "RX-THO",
+            &format!("{}T09:00", day + Duration::days(2)),
+            "+33610101010",
+            ""
+        )
     ))
     .await;
     app.at(paris(day - Duration::days(2), 9, 0)).await;
@@ -241,26 +315,60 @@ async fn the_admin_api_lists_campaigns_timelines_and_notes(kind: Kind) {
     let app = spawn_app(kind).await;
     app.book("H1", 10, 0, "+33620202020").await;
     app.at(paris(wednesday() - Duration::days(2), 9, 0)).await;
-    app.patient_replies("+33620202020", "je suis enceinte, est-ce un problème ?").await;
-    let r = app.http.get(app.url("/admin/campaigns")).send().await.unwrap();
+    app.patient_replies("+33620202020", "je suis enceinte, est-ce un problème ?")
+        .await;
+    let r = app
+        .http
+        .get(app.url("/admin/campaigns"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "no token, no data");
-    let r: serde_json::Value = app.admin_get("/admin/campaigns").await.json().await.unwrap();
+    let r: serde_json::Value = app
+        .admin_get("/admin/campaigns")
+        .await
+        .json()
+        .await
+        .unwrap();
     let c = &r["campaigns"][0];
     assert_eq!(c["appointment"], "H1");
     assert_eq!(c["phone"], "+336******20", "masked");
     let id = c["id"].as_i64().unwrap();
-    let t: serde_json::Value = app.admin_get(&format!("/admin/campaigns/{id}")).await.json().await.unwrap();
-    let kinds: Vec<&str> = t["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let t: serde_json::Value = app
+        .admin_get(&format!("/admin/campaigns/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = t["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["opened", "sent", "reply"]);
     let notes: serde_json::Value = app.admin_get("/admin/notes").await.json().await.unwrap();
     let note = &notes["notes"][0];
     assert_eq!(note["patient_name"], "Patient H1");
     let nid = note["id"].as_i64().unwrap();
-    let r = app.admin_post(&format!("/admin/notes/{nid}/resolve"), json!({"by": "secretary-1", "resolution": "called back"})).await;
+    let r = app
+        .admin_post(
+            &format!("/admin/notes/{nid}/resolve"),
+            json!({"by": "secretary-1", "resolution": "called back"}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let open: serde_json::Value = app.admin_get("/admin/notes").await.json().await.unwrap();
     assert_eq!(open["notes"].as_array().unwrap().len(), 0);
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind) {
@@ -270,12 +378,23 @@ async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind)
     let mut bad = good.clone();
     bad["external_id"] = json!("X2");
     bad["phone"] = json!("06 12 ab");
-    let r = app.admin_post("/admin/appointments", json!([good, bad])).await;
+    let r = app
+        .admin_post("/admin/appointments", json!([good, bad]))
+        .await;
     assert_eq!(r.status(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["field"], "[1].phone");
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM appointments").await, 0, "all or nothing");
-    let r = app.admin_post("/admin/appointments", json!({"external_id": "X3", "site": "paris-nord"})).await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM appointments").await,
+        0,
+        "all or nothing"
+    );
+    let r = app
+        .admin_post(
+            "/admin/appointments",
+            json!({"external_id": "X3", "site": "paris-nord"}),
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let r = app.admin_post("/admin/appointments", json!(good)).await;
     assert_eq!(r.status(), 200);
@@ -286,7 +405,10 @@ async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind)
 fn serve(app: &TestApp, crash_point: Option<&str>, log: &std::path::Path) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"));
     cmd.arg("serve")
-        .env("RAPPEL_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "RAPPEL_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
         .env("RAPPEL__DATABASE__URL", &app.db_url)
         .env("RAPPEL__SERVER__BIND", "127.0.0.1:0")
         .env("RAPPEL__CLOCK__START", app.now().to_rfc3339())
@@ -296,7 +418,13 @@ fn serve(app: &TestApp, crash_point: Option<&str>, log: &std::path::Path) -> std
         .env("RAPPEL__WORKER__BATCH_SIZE", "25")
         .env("RUST_LOG", "debug")
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap());
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        );
     match crash_point {
         Some(p) => cmd.env("RAPPEL_TEST_CRASH_POINT", p),
         None => cmd.env_remove("RAPPEL_TEST_CRASH_POINT"),
@@ -310,7 +438,14 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
     let mut csv = CSV_HEADER.to_string();
     for i in 0..n {
         let start = format!("{}T{:02}:{:02}", wednesday(), 9 + i / 20, (i % 20) * 3);
-        csv.push_str(&csv_row(&format!("K{i}"), "paris-nord", "RX-THO", &start, &format!("+336100{i:05}"), ""));
+        csv.push_str(&csv_row(
+            &format!("K{i}"),
+            "paris-nord",
+            "RX-THO",
+            &start,
+            &format!("+336100{i:05}"),
+            "",
+        ));
     }
     app.import(&csv).await;
     // Monday 09:05: every first SMS is due as soon as the worker starts.
@@ -319,7 +454,10 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
     let log = dir.path().join("serve.log");
     for point in ["after_record", "after_send"] {
         let mut child = serve(&app, Some(point), &log);
-        let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!status.success(), "the process must have died at {point}");
     }
     // A plain kill -9 in the middle of the work, then a clean run to the end.
@@ -330,7 +468,9 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
     let mut child = serve(&app, None, &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let sent = app.scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'").await;
+        let sent = app
+            .scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'")
+            .await;
         if sent >= n as i64 || std::time::Instant::now() > deadline {
             break;
         }
@@ -340,15 +480,33 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
     child.wait().unwrap();
     // No lost step: every campaign's first SMS went out. No double send: one provider message
     // per attempt key.
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'").await, n as i64);
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM sandbox_messages").await, n as i64);
-    assert_eq!(app.scalar("SELECT COUNT(DISTINCT client_ref) FROM sandbox_messages").await, n as i64);
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'").await, n as i64);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'")
+            .await,
+        n as i64
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sandbox_messages").await,
+        n as i64
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT client_ref) FROM sandbox_messages")
+            .await,
+        n as i64
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'")
+            .await,
+        n as i64
+    );
     // And the logs, at debug level, never show a full number.
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("crash point after_record reached"));
     for i in 0..n {
-        assert!(!logs.contains(&format!("336100{i:05}")), "a phone number leaked into the logs");
+        assert!(
+            !logs.contains(&format!("336100{i:05}")),
+            "a phone number leaked into the logs"
+        );
     }
 }
 
@@ -361,16 +519,40 @@ fn a_malformed_import_names_the_line_and_field_and_writes_nothing() {
         &file,
         format!(
             "{CSV_HEADER}{}{}{}",
-            csv_row("I1", "paris-nord", "RX-THO", &format!("{day}T10:00"), "+33612345678", ""),
-            csv_row("I2", "paris-nord", "RX-THO", &format!("{day}T25:00"), "+33612345679", ""),
-            csv_row("I3", "nowhere", "RX-THO", &format!("{day}T10:00"), "+33612345670", "")
+            csv_row(
+                "I1",
+                "paris-nord",
+                "RX-THO",
+                &format!("{day}T10:00"),
+                "+33612345678",
+                ""
+            ),
+            csv_row(
+                "I2",
+                "paris-nord",
+                "RX-THO",
+                &format!("{day}T25:00"),
+                "+33612345679",
+                ""
+            ),
+            csv_row(
+                "I3",
+                "nowhere",
+                "RX-THO",
+                &format!("{day}T10:00"),
+                "+33612345670",
+                ""
+            )
         ),
     )
     .unwrap();
     let db = format!("sqlite://{}", dir.path().join("r.db").display());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
         .args(["import", file.to_str().unwrap()])
-        .env("RAPPEL_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "RAPPEL_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
         .env("RAPPEL__DATABASE__URL", &db)
         .output()
         .unwrap();
@@ -378,16 +560,27 @@ fn a_malformed_import_names_the_line_and_field_and_writes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3: field `start`"), "{err}");
     assert!(err.contains("line 4: field `site`"), "{err}");
-    assert!(!dir.path().join("r.db").exists(), "nothing written, not even a database");
+    assert!(
+        !dir.path().join("r.db").exists(),
+        "nothing written, not even a database"
+    );
 }
 
 #[test]
 fn a_bad_config_key_is_reported_with_its_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     for f in ["default.toml", "exams.toml", "sites.toml"] {
-        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/config/").to_string() + f, dir.path().join(f)).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/").to_string() + f,
+            dir.path().join(f),
+        )
+        .unwrap();
     }
-    std::fs::write(dir.path().join("staging.toml"), "[worker]\nbatch_size = \"lots\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("staging.toml"),
+        "[worker]\nbatch_size = \"lots\"\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
         .args(["check-config", "--config", dir.path().to_str().unwrap()])
         .env("RAPPEL_ENV", "staging")
@@ -395,9 +588,16 @@ fn a_bad_config_key_is_reported_with_its_file_and_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("staging.toml") && err.contains("worker.batch_size"), "{err}");
+    assert!(
+        err.contains("staging.toml") && err.contains("worker.batch_size"),
+        "{err}"
+    );
     let ok = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
-        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config")])
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        ])
         .output()
         .unwrap();
     assert!(ok.status.success());
