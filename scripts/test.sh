@@ -34,8 +34,23 @@ run_pg "'$pg_bin/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/pg.log' -w -o \"-c listen
 export RAPPEL_TEST_POSTGRES_URL="postgres://rappel@127.0.0.1:$pg_port/postgres"
 echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
 
+# Twilio peers: Prism (proxy, --errors) over Twilio's official spec in front of the scripted fake
+# provider; pinned npm and PyPI packages cached under target/peers.
+bash tests/peers/twilio/setup.sh
+# shellcheck source=../tests/peers/twilio/start.sh
+source tests/peers/twilio/start.sh
+cleanup_all() { stop_twilio_peers || true; cleanup; }
+trap cleanup_all EXIT
+
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --release --no-fail-fast "$@"
+  cargo nextest run --release --no-fail-fast "$@" || status=$?
 else
-  cargo test --release --no-fail-fast "$@"
+  cargo test --release --no-fail-fast "$@" || status=$?
 fi
+# Every request Rappel made, and every answer of the fake, must be valid by Twilio's spec.
+if ! check_prism_log; then
+  echo "Prism reported requests or responses that break Twilio's spec"
+  status=1
+fi
+exit $status

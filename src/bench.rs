@@ -131,6 +131,8 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
             } else {
                 "je ne pourrai pas venir, annulez".into()
             },
+            intent: None,
+            campaign_id: None,
         };
         let t = Instant::now();
         engine.handle_inbound(msg).await?;

@@ -104,6 +104,18 @@ struct RawPlanner {
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     kind: Option<String>,
+    twilio: Option<RawTwilio>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTwilio {
+    base_url: Option<String>,
+    account_sid: Option<String>,
+    auth_token: Option<String>,
+    messages_per_second: Option<f64>,
+    max_in_flight: Option<usize>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +172,9 @@ struct RawSite {
     windows: BTreeMap<String, Vec<RawWindow>>,
     #[serde(default)]
     vocabulary: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    whatsapp_templates: BTreeMap<String, String>,
+    provider: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +208,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub horizon_days: u32,
     pub provider: ProviderKind,
+    /// Set when any site uses the Twilio-compatible provider.
+    pub twilio: Option<crate::twilio::client::TwilioSettings>,
     pub clock: ClockSettings,
     pub templates_dir: Option<PathBuf>,
     pub policies: BTreeMap<String, Policy>,
@@ -229,6 +246,15 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     Sandbox,
+    Twilio,
+}
+
+fn parse_provider(s: &str) -> Option<ProviderKind> {
+    match s {
+        "sandbox" => Some(ProviderKind::Sandbox),
+        "twilio" => Some(ProviderKind::Twilio),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -309,6 +335,10 @@ pub struct Site {
     pub senders: BTreeMap<Channel, String>,
     pub calendars: Calendars,
     pub vocabulary: Vocabulary,
+    /// Approved WhatsApp template (`ContentSid`) per locale, for conversation-opening messages.
+    pub whatsapp_templates: BTreeMap<String, String>,
+    /// This site's provider (else the global `provider.kind`).
+    pub provider: Option<ProviderKind>,
 }
 
 impl Site {
@@ -621,26 +651,29 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
         send_concurrency: positive("send_concurrency", w.send_concurrency.map(|v| v as u64), 64)?
             as usize,
     };
+    let planner_secs = worker.planner_interval.as_secs();
+    if !((planner_secs <= 60 && 60 % planner_secs == 0)
+        || (planner_secs % 60 == 0 && 3600 % planner_secs == 0))
+    {
+        return err(
+            "worker.planner_interval_secs",
+            "must divide a minute (1, 2, 5, 10, 15, 30, 60) or be whole minutes dividing an hour (120, 300, 600, …)",
+        );
+    }
     if worker.batch_size > 5_000 {
         return err("worker.batch_size", "must be at most 5000");
     }
 
     let horizon_days = raw.planner.unwrap_or_default().horizon_days.unwrap_or(3);
-    let provider = match raw
-        .provider
-        .unwrap_or_default()
-        .kind
-        .as_deref()
-        .unwrap_or("sandbox")
-    {
-        "sandbox" => ProviderKind::Sandbox,
-        other => {
-            return err(
-                "provider.kind",
-                format!("unknown provider '{other}' (sandbox)"),
-            );
-        }
-    };
+    let raw_provider = raw.provider.unwrap_or_default();
+    let kind = raw_provider.kind.as_deref().unwrap_or("sandbox");
+    let provider = parse_provider(kind).ok_or_else(|| {
+        (
+            "provider.kind".to_string(),
+            format!("unknown provider '{kind}' (sandbox, twilio)"),
+        )
+    })?;
+    let raw_twilio = raw_provider.twilio;
     let rc = raw.clock.unwrap_or_default();
     let start = match rc.start.as_deref().unwrap_or("") {
         "" => None,
@@ -733,7 +766,57 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
         return err("sites", "at least one site is needed");
     }
 
+    let uses_twilio = provider == ProviderKind::Twilio
+        || sites
+            .values()
+            .any(|s| s.provider == Some(ProviderKind::Twilio));
+    let twilio = if uses_twilio {
+        let t = raw_twilio.unwrap_or_default();
+        let account_sid = t.account_sid.unwrap_or_default();
+        if !(account_sid.starts_with("AC") && account_sid.len() == 34) {
+            return err(
+                "provider.twilio.account_sid",
+                "must be an account SID (AC followed by 32 hex digits)",
+            );
+        }
+        let auth_token = t.auth_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            (
+                "provider.twilio.auth_token".to_string(),
+                "is required (secret: set it with RAPPEL__PROVIDER__TWILIO__AUTH_TOKEN)"
+                    .to_string(),
+            )
+        })?;
+        let base_url = t
+            .base_url
+            .unwrap_or_else(|| "https://api.twilio.com".into());
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return err(
+                "provider.twilio.base_url",
+                "must start with https:// (or http:// for a local test peer)",
+            );
+        }
+        let messages_per_second = t.messages_per_second.unwrap_or(10.0);
+        if !(messages_per_second > 0.0 && messages_per_second <= 10_000.0) {
+            return err(
+                "provider.twilio.messages_per_second",
+                "must be in (0, 10000]",
+            );
+        }
+        Some(crate::twilio::client::TwilioSettings {
+            base_url,
+            account_sid,
+            auth_token: SecretString::from(auth_token),
+            public_url: public_url.clone(),
+            messages_per_second,
+            max_in_flight: t.max_in_flight.unwrap_or(32).max(1),
+            timeout: std::time::Duration::from_millis(t.timeout_ms.unwrap_or(5_000).max(100)),
+        })
+    } else {
+        None
+    };
+
     Ok(Settings {
+        twilio,
         server: ServerSettings {
             bind,
             public_url,
@@ -975,8 +1058,36 @@ fn validate_site(
     vocabulary
         .validate()
         .or_else(|m| err(format!("{key}.vocabulary"), m))?;
+    for (locale, sid) in &s.whatsapp_templates {
+        if !matches!(locale.as_str(), "fr" | "en") {
+            return err(
+                format!("{key}.whatsapp_templates.{locale}"),
+                "locale must be fr or en",
+            );
+        }
+        if !(sid.starts_with("HX") && sid.len() == 34) {
+            return err(
+                format!("{key}.whatsapp_templates.{locale}"),
+                "must be an approved template's ContentSid (HX followed by 32 hex digits)",
+            );
+        }
+    }
+    let provider = s
+        .provider
+        .as_deref()
+        .map(|p| {
+            parse_provider(p).ok_or_else(|| {
+                (
+                    format!("{key}.provider"),
+                    format!("unknown provider '{p}' (sandbox, twilio)"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(Site {
         id: id.to_string(),
+        whatsapp_templates: s.whatsapp_templates,
+        provider,
         name,
         tz,
         locale,

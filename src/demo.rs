@@ -421,6 +421,8 @@ pub async fn run(seed: u64) -> Result<()> {
                     from: sent.to.clone(),
                     channel,
                     body: text.to_string(),
+                    intent: None,
+                    campaign_id: None,
                 });
             }
         }

@@ -26,7 +26,7 @@ use crate::domain::campaign::{
 use crate::domain::policy::from_unix;
 use crate::domain::reply::{self, Classification, Flag, Intent};
 use crate::domain::types::{CampaignState, Channel, PhoneNumber, mask_phone};
-use crate::provider::{Accepted, Outbound, Provider, ProviderError};
+use crate::provider::{Accepted, Outbound, Provider, ProviderError, WhatsappTemplate};
 use crate::store::{Backend, Db, Tx, opt_text, placeholders};
 use crate::templates::{self, ApptView, MessageContext, Templates};
 use anyhow::{Context, Result};
@@ -49,6 +49,8 @@ pub struct Engine {
     pub provider: Arc<dyn Provider>,
     pub templates: Arc<Templates>,
     pub agenda: Arc<dyn Agenda>,
+    /// Sites whose provider differs from the default one.
+    pub site_providers: HashMap<String, Arc<dyn Provider>>,
 }
 
 /// One campaign with what the dispatcher and the reply path need of its appointment.
@@ -124,6 +126,29 @@ pub struct Inbound {
     pub from: PhoneNumber,
     pub channel: Channel,
     pub body: String,
+    /// A WhatsApp quick-reply button or a keypad choice: the intent is known, not guessed.
+    pub intent: Option<Intent>,
+    /// The campaign the reply belongs to when the channel says so (a call's TwiML session).
+    pub campaign_id: Option<i64>,
+}
+
+impl Inbound {
+    /// A text reply whose meaning the classifier decides.
+    pub fn text(
+        provider_id: impl Into<String>,
+        from: PhoneNumber,
+        channel: Channel,
+        body: impl Into<String>,
+    ) -> Inbound {
+        Inbound {
+            provider_id: provider_id.into(),
+            from,
+            channel,
+            body: body.into(),
+            intent: None,
+            campaign_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -165,7 +190,13 @@ impl Engine {
             provider,
             templates,
             agenda,
+            site_providers: HashMap::new(),
         }
+    }
+
+    /// The provider that serves a site.
+    pub fn provider_for(&self, site_id: &str) -> &Arc<dyn Provider> {
+        self.site_providers.get(site_id).unwrap_or(&self.provider)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -656,6 +687,7 @@ impl Engine {
             .collect();
         let touches = self.touches_since(&phones, now - Duration::days(2)).await?;
         let opted = self.opted_out(&phones).await?;
+        let last_inbound = self.last_inbound(&phones).await?;
         let followers = self
             .followers_of(&campaigns.iter().map(|c| c.id).collect::<Vec<_>>())
             .await?;
@@ -712,6 +744,23 @@ impl Engine {
                         .map_err(|e| anyhow::anyhow!("campaign {}: stored phone {e}", c.id))?;
                     let body =
                         self.render_request(c, site, &template, channel, followers.get(&c.id))?;
+                    // WhatsApp: free text only within 24 h of the patient's last message; a
+                    // conversation is opened with the site's approved template.
+                    let wa_template = match (channel, site.whatsapp_templates.get(&c.locale)) {
+                        (Channel::Whatsapp, Some(sid))
+                            if last_inbound
+                                .get(&phone)
+                                .is_none_or(|t| *t < (now - Duration::hours(24)).timestamp()) =>
+                        {
+                            let (date, time) =
+                                templates::date_time(site, &c.locale, from_unix(c.starts_at));
+                            Some(WhatsappTemplate {
+                                content_sid: sid.clone(),
+                                variables: serde_json::json!({"1": site.name, "2": date, "3": time}),
+                            })
+                        }
+                        _ => None,
+                    };
                     extra
                         .entry((phone.clone(), channel.is_message()))
                         .or_default()
@@ -730,6 +779,7 @@ impl Engine {
                             to,
                             body,
                             recorded_at: now,
+                            template: wa_template,
                         },
                     });
                 }
@@ -742,13 +792,12 @@ impl Engine {
         for (c, t) in &no_send {
             self.persist(&mut tx, c, "step_due", t, now, "").await?;
         }
-        let existing = record_attempts(&mut tx, &sends, now, "request").await?;
+        let existing = record_attempts(&mut tx, &mut sends, now, "request").await?;
         tx.commit().await?;
         crash_point("after_record");
 
         let (to_send, mut results) = self.reconcile(sends, existing).await;
-        let outbound: Vec<Outbound> = to_send.iter().map(|p| p.outbound.clone()).collect();
-        let sent = self.provider.send_batch(&outbound).await;
+        let sent = self.send_grouped(&to_send).await;
         crash_point("after_send");
         results.extend(to_send.into_iter().zip(sent));
 
@@ -852,6 +901,34 @@ impl Engine {
         (to_send, done)
     }
 
+    /// Sends each message through its site's provider, results in the input order.
+    async fn send_grouped(&self, sends: &[PendingSend]) -> Vec<Result<Accepted, ProviderError>> {
+        let mut groups: Vec<(&Arc<dyn Provider>, Vec<usize>)> = Vec::new();
+        for (i, p) in sends.iter().enumerate() {
+            let prov = self.provider_for(&p.campaign.site_id);
+            match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, prov)) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((prov, vec![i])),
+            }
+        }
+        let mut out: Vec<Option<Result<Accepted, ProviderError>>> =
+            (0..sends.len()).map(|_| None).collect();
+        for (prov, idx) in groups {
+            let batch: Vec<Outbound> = idx.iter().map(|i| sends[*i].outbound.clone()).collect();
+            for (i, r) in idx.into_iter().zip(prov.send_batch(&batch).await) {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or(Err(ProviderError::Transient {
+                    code: None,
+                    retry_after: None,
+                }))
+            })
+            .collect()
+    }
+
     fn render_request(
         &self,
         c: &CampaignRow,
@@ -941,6 +1018,25 @@ impl Engine {
         Ok(out)
     }
 
+    /// When each number last wrote to us (Unix seconds).
+    async fn last_inbound(&self, phones: &[String]) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::new();
+        for chunk in phones.chunks(500) {
+            let sql = format!(
+                "SELECT phone, MAX(received_at) AS t FROM replies WHERE phone IN ({}) GROUP BY phone",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                q = q.bind(p.clone());
+            }
+            for r in q.fetch_all(&self.db.pool).await? {
+                out.insert(r.try_get("phone")?, r.try_get::<i64, _>("t")?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Start instants of the active followers of each lead.
     async fn followers_of(&self, leads: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
         let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -971,7 +1067,10 @@ impl Engine {
     pub async fn handle_inbound(&self, msg: Inbound) -> Result<InboundOutcome> {
         let now = self.now();
         let body: String = msg.body.chars().take(MAX_REPLY_CHARS).collect();
-        let campaign = self.campaign_for_reply(msg.from.as_e164()).await?;
+        let campaign = match msg.campaign_id {
+            Some(id) => self.campaign_by_id(id).await?,
+            None => self.campaign_for_reply(msg.from.as_e164()).await?,
+        };
         let (vocab, lang) = match &campaign {
             Some(c) => (
                 self.settings
@@ -982,7 +1081,16 @@ impl Engine {
             ),
             None => (Default::default(), None),
         };
-        let cls: Classification = reply::classify(&body, lang, &vocab);
+        let cls: Classification = match msg.intent {
+            Some(intent) => Classification {
+                intent,
+                confidence: 1.0,
+                flags: Vec::new(),
+                reason: format!("{}: explicit choice (button or keypad)", intent.as_str()),
+                lang: lang.unwrap_or(reply::Lang::Fr),
+            },
+            None => reply::classify(&body, lang, &vocab),
+        };
         let late = cls.flags.contains(&Flag::Late);
         let mut tx = self.db.begin().await?;
         let inserted = sqlx::query(
@@ -1086,6 +1194,10 @@ impl Engine {
         }
         let mut acks = Vec::new();
         for cmd in &t.commands {
+            // On a call the acknowledgement is spoken by the call script itself.
+            if msg.channel == Channel::Call {
+                break;
+            }
             if let Command::Acknowledge(ack) = cmd {
                 let site = self.site(&lead.site_id)?;
                 let body = self.render_ack(&lead, site, *ack)?;
@@ -1105,11 +1217,12 @@ impl Engine {
                         to: msg.from.clone(),
                         body,
                         recorded_at: now,
+                        template: None,
                     },
                 });
             }
         }
-        record_attempts(&mut tx, &acks, now, "ack").await?;
+        record_attempts(&mut tx, &mut acks, now, "ack").await?;
         tx.commit().await?;
         tracing::info!(
             campaign_id = lead.id,
@@ -1151,10 +1264,7 @@ impl Engine {
             return Ok(());
         }
         let now = self.now();
-        let results = self
-            .provider
-            .send_batch(&acks.iter().map(|a| a.outbound.clone()).collect::<Vec<_>>())
-            .await;
+        let results = self.send_grouped(&acks).await;
         let mut tx = self.db.begin().await?;
         for (a, res) in acks.iter().zip(results) {
             let (state, id, code) = match &res {
@@ -1224,6 +1334,7 @@ impl Engine {
                 to: phone,
                 body: self.render_ack(&c, site, ack)?,
                 recorded_at: from_unix(r.try_get("created_at")?),
+                template: None,
             };
             acks.push(PendingSend {
                 campaign: c,
@@ -1259,6 +1370,16 @@ impl Engine {
         Ok(n)
     }
 
+    pub async fn campaign_by_id(&self, id: i64) -> Result<Option<CampaignRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c JOIN appointments a ON a.id = c.appointment_id WHERE c.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(CampaignRow::from_row).transpose()
+    }
+
     async fn campaign_for_reply(&self, phone: &str) -> Result<Option<CampaignRow>> {
         // The patient's open conversation first; else the latest campaign of the last 7 days
         // (a second reply after a confirm or a cancel).
@@ -1278,16 +1399,18 @@ impl Engine {
     // -----------------------------------------------------------------------------------------
     // Call outcomes and delivery statuses
 
-    /// Feeds a provider event about an attempt (by provider id) to its campaign.
+    /// Records a provider status for an attempt (by provider id) and feeds `event`, if any, to
+    /// its campaign. Statuses only move forward: a late or replayed callback changes nothing.
     pub async fn attempt_event(
         &self,
         provider_id: &str,
-        event: Event,
+        event: Option<Event>,
         status: &str,
+        error_code: Option<&str>,
     ) -> Result<bool> {
         let now = self.now();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT t.state AS attempt_state, t.step AS attempt_step, t.attempt AS attempt_no, {CAMPAIGN_COLUMNS} \
+            "SELECT t.state AS attempt_state, t.step AS attempt_step, t.purpose, {CAMPAIGN_COLUMNS} \
              FROM attempts t JOIN campaigns c ON c.id = t.campaign_id JOIN appointments a ON a.id = c.appointment_id \
              WHERE t.provider_id = $1"
         )))
@@ -1301,23 +1424,35 @@ impl Engine {
             return Ok(true);
         }
         let mut tx = self.db.begin().await?;
-        sqlx::query("UPDATE attempts SET state = $1, updated_at = $2 WHERE provider_id = $3")
-            .bind(status)
-            .bind(now.timestamp())
-            .bind(provider_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let moved = sqlx::query(
+            "UPDATE attempts SET state = $1, error_code = COALESCE($2, error_code), updated_at = $3 \
+             WHERE provider_id = $4 AND state = $5",
+        )
+        .bind(status.to_string())
+        .bind(error_code.filter(|c| !c.is_empty()).map(str::to_string))
+        .bind(now.timestamp())
+        .bind(provider_id.to_string())
+        .bind(current)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let step: i64 = row.try_get("attempt_step")?;
-        // Only the latest touch moves the campaign; a late status of an older one is recorded.
-        if step == c.step || step + 1 == c.step {
-            self.apply(
-                &mut tx,
-                &c,
-                &event,
-                now,
-                &format!("{{\"status\":\"{status}\"}}"),
-            )
-            .await?;
+        let purpose: String = row.try_get("purpose")?;
+        // Only the latest request moves the campaign; a late status of an older touch is recorded.
+        if let Some(event) = event
+            && moved == 1
+            && purpose == "request"
+            && (step == c.step || step + 1 == c.step)
+        {
+            let detail = format!(
+                "{{\"status\":\"{status}\"{}}}",
+                error_code
+                    .filter(|c| !c.is_empty())
+                    .map(|c| format!(",\"code\":\"{c}\""))
+                    .unwrap_or_default()
+            );
+            let at_step = CampaignRow { step, ..c.clone() };
+            self.apply(&mut tx, &at_step, &event, now, &detail).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -1522,12 +1657,12 @@ pub fn delivery_advances(current: &str, next: &str) -> bool {
 /// that already existed, by client reference.
 async fn record_attempts(
     tx: &mut Tx,
-    sends: &[PendingSend],
+    sends: &mut [PendingSend],
     now: DateTime<Utc>,
     purpose: &str,
 ) -> Result<HashMap<String, (String, Option<String>)>> {
     let mut existing = HashMap::new();
-    for chunk in sends.chunks(400) {
+    for chunk in sends.chunks_mut(400) {
         let values = (0..chunk.len())
             .map(|i| format!("({}, 'sending', $1, $1)", placeholders(i * 6 + 2, 6)))
             .collect::<Vec<_>>()
@@ -1537,7 +1672,7 @@ async fn record_attempts(
              VALUES {values} ON CONFLICT (campaign_id, step, attempt) DO NOTHING RETURNING campaign_id, step, attempt"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp());
-        for p in chunk {
+        for p in chunk.iter() {
             q = q
                 .bind(p.campaign.id)
                 .bind(p.step)
@@ -1558,17 +1693,19 @@ async fn record_attempts(
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        for p in chunk {
+        for p in chunk.iter_mut() {
             if inserted.contains(&(p.campaign.id, p.step, p.attempt)) {
                 continue;
             }
-            let r = sqlx::query("SELECT state, provider_id FROM attempts WHERE campaign_id = $1 AND step = $2 AND attempt = $3")
+            let r = sqlx::query("SELECT state, provider_id, created_at FROM attempts WHERE campaign_id = $1 AND step = $2 AND attempt = $3")
                 .bind(p.campaign.id)
                 .bind(p.step)
                 .bind(p.attempt)
                 .fetch_one(&mut **tx)
                 .await?;
             let state: String = r.try_get("state")?;
+            // Reconciliation looks for what the provider created since the first recording.
+            p.outbound.recorded_at = from_unix(r.try_get("created_at")?);
             if state == "refused" {
                 sqlx::query("UPDATE attempts SET state = 'sending', updated_at = $1 WHERE campaign_id = $2 AND step = $3 AND attempt = $4")
                     .bind(now.timestamp())

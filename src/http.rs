@@ -76,6 +76,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/admin/notes/{id}/resolve", post(resolve_note))
         .route("/admin/stats", get(stats))
         .route("/admin/sandbox/replies", post(sandbox_reply))
+        .merge(crate::twilio::webhooks::routes())
         .with_state(engine)
 }
 
@@ -431,6 +432,8 @@ async fn sandbox_reply(
             from,
             channel,
             body: r.body,
+            intent: None,
+            campaign_id: None,
         })
         .await?;
     Ok(Json(

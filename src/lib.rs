@@ -18,3 +18,4 @@ pub mod provider;
 pub mod server;
 pub mod store;
 pub mod templates;
+pub mod twilio;

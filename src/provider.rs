@@ -29,6 +29,15 @@ pub struct Outbound {
     pub body: String,
     /// When the attempt was recorded: reconciliation looks for messages created since.
     pub recorded_at: DateTime<Utc>,
+    /// A WhatsApp message that opens a conversation must use an approved template.
+    pub template: Option<WhatsappTemplate>,
+}
+
+/// An approved WhatsApp template (`ContentSid`) and its variables (`ContentVariables`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhatsappTemplate {
+    pub content_sid: String,
+    pub variables: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +90,14 @@ pub trait Provider: Send + Sync {
         &'a self,
         msg: &'a Outbound,
     ) -> BoxFuture<'a, Result<Option<Accepted>, ProviderError>>;
+    /// Replaces the script of a live call (an answering machine gets the voicemail).
+    fn update_call<'a>(
+        &'a self,
+        _call_sid: &'a str,
+        _twiml: &'a str,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What the sandbox accepted, for listeners (the demo's simulated patients).

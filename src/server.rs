@@ -9,8 +9,9 @@
 //! brings the campaigns back); each process registers its worker under a fresh name (a restarted
 //! worker under the same name strands its jobs on PostgreSQL); SQLite workers poll every 200 ms
 //! and PostgreSQL ones are woken by LISTEN/NOTIFY (an idle worker otherwise waits for its 30 s
-//! heartbeat); the planner is a plain interval that re-reads the agenda (a cron does not catch
-//! up after downtime); a job delivered twice finds its claim token gone and does nothing.
+//! heartbeat); the planner runs once at start-up and then on apalis-cron ticks, and it re-reads the
+//! agenda each time (apalis-cron itself does not catch up after downtime); a job delivered twice
+//! finds its claim token gone and does nothing.
 
 use crate::clock::{Clock, SimulatedClock, SystemClock};
 use crate::config::{ProviderKind, Settings};
@@ -18,6 +19,7 @@ use crate::engine::Engine;
 use crate::provider::{Provider, Sandbox};
 use crate::store::{Backend, Db};
 use crate::templates::Templates;
+use crate::twilio::client::TwilioClient;
 use anyhow::{Context, Result};
 use apalis::prelude::*;
 use secrecy::ExposeSecret;
@@ -34,17 +36,29 @@ pub async fn build_engine(settings: Settings, clock: Option<Arc<dyn Clock>>) -> 
         Some(start) => Arc::new(SimulatedClock::new(start, settings.clock.speed)),
         None => Arc::new(SystemClock),
     });
-    let provider: Arc<dyn Provider> = match settings.provider {
-        ProviderKind::Sandbox => Arc::new(Sandbox::new(db.clone())),
+    let sandbox: Arc<dyn Provider> = Arc::new(Sandbox::new(db.clone()));
+    let twilio: Option<Arc<dyn Provider>> = match &settings.twilio {
+        Some(t) => Some(Arc::new(TwilioClient::new(t.clone())?)),
+        None => None,
     };
+    let pick = |kind: ProviderKind| match kind {
+        ProviderKind::Sandbox => sandbox.clone(),
+        ProviderKind::Twilio => twilio.clone().unwrap_or_else(|| sandbox.clone()),
+    };
+    let provider = pick(settings.provider);
+    let site_providers = settings
+        .sites
+        .values()
+        .filter_map(|s| {
+            s.provider
+                .filter(|p| *p != settings.provider)
+                .map(|p| (s.id.clone(), pick(p)))
+        })
+        .collect();
     let templates = Arc::new(Templates::load(settings.templates_dir.as_deref())?);
-    Ok(Engine::new(
-        db,
-        Arc::new(settings),
-        clock,
-        provider,
-        templates,
-    ))
+    let mut engine = Engine::new(db, Arc::new(settings), clock, provider, templates);
+    engine.site_providers = site_providers;
+    Ok(engine)
 }
 
 /// A batch of claimed campaigns handed to a worker through the queue.
@@ -61,6 +75,33 @@ async fn run_step_batch(job: StepBatch, engine: Data<Engine>) -> Result<(), BoxD
         tracing::error!(error = %format!("{e:#}"), campaigns = job.ids.len(), "step batch failed; the lease will retry it");
     }
     Ok(())
+}
+
+async fn plan_tick(_tick: apalis_cron::Tick, engine: Data<Engine>) -> Result<(), BoxDynError> {
+    match engine.plan().await {
+        Ok(r) if r.opened + r.expired > 0 => {
+            tracing::info!(opened = r.opened, expired = r.expired, "planner")
+        }
+        Ok(_) => {}
+        // Not returned: the next tick plans again, and a failed cron task is not retried usefully.
+        Err(err) => tracing::error!(error = %format!("{err:#}"), "planner failed"),
+    }
+    Ok(())
+}
+
+/// The cron expression (with seconds) for a planner interval: 1–60 s dividing a minute, or whole
+/// minutes dividing an hour (checked by the configuration).
+pub fn planner_schedule(every: Duration) -> Result<cron::Schedule> {
+    use std::str::FromStr;
+    let secs = every.as_secs().max(1);
+    let expr = if secs < 60 {
+        format!("*/{secs} * * * * *")
+    } else if secs == 60 {
+        "0 * * * * *".to_string()
+    } else {
+        format!("0 */{} * * * *", secs / 60)
+    };
+    cron::Schedule::from_str(&expr).with_context(|| format!("planner schedule '{expr}'"))
 }
 
 /// Which parts run in this process.
@@ -188,22 +229,26 @@ async fn spawn_worker(
     };
     tracing::info!(worker = %worker_name, backend = engine.db.backend.as_str(), "worker started");
 
-    // Planner: re-reads the agenda on an interval (catches up by construction).
-    let (e, token) = (engine.clone(), shutdown.clone());
+    // Planner: once now (catch-up after downtime: it reads the agenda, not a timer's history),
+    // then on apalis-cron ticks. Several processes planning at once is harmless (unique key).
+    match engine.plan().await {
+        Ok(r) => tracing::info!(opened = r.opened, expired = r.expired, "planner caught up"),
+        Err(err) => tracing::error!(error = %format!("{err:#}"), "planner failed"),
+    }
+    let schedule = planner_schedule(engine.settings.worker.planner_interval)?;
+    let planner = WorkerBuilder::new(format!("{worker_name}-planner"))
+        .backend(apalis_cron::CronScheduler::new(schedule))
+        .data(engine.clone())
+        .build(plan_tick);
+    let token = shutdown.clone();
     tasks.spawn(async move {
-        let mut tick = tokio::time::interval(e.settings.worker.planner_interval);
-        loop {
-            tokio::select! {
-                _ = token.cancelled() => return Ok(()),
-                _ = tick.tick() => {
-                    match e.plan().await {
-                        Ok(r) if r.opened + r.expired > 0 => tracing::info!(opened = r.opened, expired = r.expired, "planner"),
-                        Ok(_) => {}
-                        Err(err) => tracing::error!(error = %format!("{err:#}"), "planner failed"),
-                    }
-                }
-            }
-        }
+        planner
+            .run_until(async move {
+                token.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("planner: {e}"))
     });
 
     // Sweeper: claims due campaigns in batches and queues them.

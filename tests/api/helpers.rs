@@ -32,7 +32,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub sent: mpsc::UnboundedReceiver<SandboxSent>,
     pub db_url: String,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 /// A database URL for a fresh, empty database of this kind.
@@ -212,6 +212,8 @@ impl TestApp {
                 from: PhoneNumber::parse(phone).expect("phone"),
                 channel: Channel::Sms,
                 body: body.to_string(),
+                intent: None,
+                campaign_id: None,
             })
             .await
             .expect("inbound handled")

@@ -1,6 +1,7 @@
 //! Rappel's integration suite: one binary, every scenario on SQLite and on PostgreSQL.
 
 mod helpers;
+mod twilio;
 
 use chrono::Duration;
 use helpers::*;

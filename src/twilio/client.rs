@@ -1,0 +1,440 @@
+//! A client for Twilio's REST API 2010-04-01 (Twilio itself, or any compatible provider such as
+//! SignalWire's), over reqwest: Basic auth, form-encoded bodies, repeated keys for arrays.
+//!
+//! - Messages: `POST Messages.json` (`To`, `From` or `MessagingServiceSid`, `Body` or
+//!   `ContentSid` + `ContentVariables` for WhatsApp templates, `StatusCallback`).
+//! - Calls: `POST Calls.json` (`Url` of Rappel's TwiML, `StatusCallback` with the four
+//!   `StatusCallbackEvent`s, async answering-machine detection, `Timeout`, `TimeLimit`).
+//! - Reconciliation: Twilio has no idempotency key, so after a 5xx or a timeout the client lists
+//!   the messages (or calls) to that number since the attempt was recorded before saying
+//!   "not sent"; the engine then never sends an attempt twice.
+//! - Pacing: a per-sender rate (messages per second, from the configuration) and a global
+//!   in-flight limit; a 429 is returned as `RateLimited` with its `Retry-After` (plus jitter, so a
+//!   storm of retries does not come back in lockstep).
+//!
+//! Error codes are mapped to what the campaign must do (`ProviderError`), never passed on raw.
+//! The auth token is a `SecretString`: it never appears in logs or error messages.
+
+use crate::domain::types::Channel;
+use crate::provider::{Accepted, Outbound, Provider, ProviderError};
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{Mutex, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    /// `https://api.twilio.com` or a compatible provider's base URL.
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    /// Public base URL of Rappel's webhooks (status callbacks, TwiML).
+    pub public_url: String,
+    pub messages_per_second: f64,
+    pub max_in_flight: usize,
+    pub timeout: std::time::Duration,
+}
+
+pub struct TwilioClient {
+    settings: TwilioSettings,
+    http: reqwest::Client,
+    in_flight: Arc<Semaphore>,
+    /// Next free instant per sender.
+    pacing: Mutex<HashMap<String, Instant>>,
+}
+
+/// What Twilio answers with an error status.
+#[derive(Debug, Deserialize)]
+struct TwilioErrorBody {
+    code: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    sid: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageList {
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListedMessage {
+    sid: String,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CallList {
+    #[serde(default)]
+    calls: Vec<ListedCall>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListedCall {
+    sid: String,
+    #[serde(default)]
+    date_created: Option<String>,
+}
+
+/// What a Twilio error code means for the campaign. Codes from Twilio's error dictionary.
+pub fn map_error_code(code: i64) -> ProviderError {
+    let c = code.to_string();
+    match code {
+        // The number does not exist or cannot be a destination.
+        21211 | 21214 | 21217 | 21401 | 30005 => ProviderError::InvalidNumber { code: c },
+        // Opted out at the provider (STOP sent to the sender).
+        21610 => ProviderError::OptedOut { code: c },
+        // Not a mobile / cannot get this channel: try the next channel.
+        21612 | 21614 | 30006 | 63016 | 63024 | 63003 => {
+            ProviderError::ChannelUnavailable { code: c }
+        }
+        // Rappel's configuration is wrong: pause rather than burn attempts.
+        20003 | 20404 | 21408 | 21606 | 21608 | 21659 | 21660 | 21212 | 30007 | 63007 | 63018 => {
+            ProviderError::Configuration { code: c }
+        }
+        20429 | 14107 => ProviderError::RateLimited { retry_after: None },
+        // Queue overflow, unreachable handset, unknown: later.
+        _ => ProviderError::Transient {
+            code: Some(c),
+            retry_after: None,
+        },
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    let extra = rand::rng().random_range(0..=(d.num_milliseconds().max(1000) / 2));
+    d + Duration::milliseconds(extra)
+}
+
+impl TwilioClient {
+    pub fn new(settings: TwilioSettings) -> anyhow::Result<TwilioClient> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .pool_max_idle_per_host(settings.max_in_flight)
+            .build()?;
+        Ok(TwilioClient {
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            settings,
+            http,
+            pacing: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn url(&self, resource: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/{resource}",
+            self.settings.base_url.trim_end_matches('/'),
+            self.settings.account_sid
+        )
+    }
+
+    fn webhook(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.public_url.trim_end_matches('/'))
+    }
+
+    /// Waits for this sender's next slot (at most `messages_per_second`).
+    async fn pace(&self, sender: &str) {
+        let gap =
+            std::time::Duration::from_secs_f64(1.0 / self.settings.messages_per_second.max(0.001));
+        let slot = {
+            let mut map = self.pacing.lock().await;
+            let now = Instant::now();
+            let next = map.get(sender).copied().unwrap_or(now).max(now);
+            map.insert(sender.to_string(), next + gap);
+            next
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+
+    /// The form of one outbound message or call.
+    pub fn form(&self, m: &Outbound) -> Vec<(String, String)> {
+        let mut f: Vec<(String, String)> = Vec::new();
+        let mut push = |k: &str, v: String| f.push((k.to_string(), v));
+        match m.channel {
+            Channel::Call => {
+                push("To", m.to.as_e164().to_string());
+                push("From", m.from.clone());
+                push(
+                    "Url",
+                    self.webhook(&format!(
+                        "/webhooks/twilio/voice/answer?attempt={}",
+                        m.client_ref
+                    )),
+                );
+                push("Method", "POST".into());
+                push(
+                    "StatusCallback",
+                    self.webhook("/webhooks/twilio/voice/status"),
+                );
+                push("StatusCallbackMethod", "POST".into());
+                for ev in ["initiated", "ringing", "answered", "completed"] {
+                    push("StatusCallbackEvent", ev.into());
+                }
+                push("MachineDetection", "DetectMessageEnd".into());
+                push("AsyncAmd", "true".into());
+                push(
+                    "AsyncAmdStatusCallback",
+                    self.webhook("/webhooks/twilio/voice/amd"),
+                );
+                push("AsyncAmdStatusCallbackMethod", "POST".into());
+                push("Timeout", "25".into());
+                push("TimeLimit", "240".into());
+            }
+            Channel::Sms | Channel::Whatsapp => {
+                let to = if m.channel == Channel::Whatsapp {
+                    format!("whatsapp:{}", m.to.as_e164())
+                } else {
+                    m.to.as_e164().to_string()
+                };
+                push("To", to);
+                if m.from.starts_with("MG") {
+                    push("MessagingServiceSid", m.from.clone());
+                } else {
+                    push("From", m.from.clone());
+                }
+                match &m.template {
+                    Some(t) => {
+                        push("ContentSid", t.content_sid.clone());
+                        push("ContentVariables", t.variables.to_string());
+                    }
+                    None => push("Body", m.body.clone()),
+                }
+                push(
+                    "StatusCallback",
+                    self.webhook("/webhooks/twilio/messages/status"),
+                );
+            }
+        }
+        f
+    }
+
+    async fn send_one(&self, m: &Outbound) -> Result<Accepted, ProviderError> {
+        self.pace(&m.from).await;
+        let _permit = self.in_flight.acquire().await.expect("semaphore open");
+        let resource = if m.channel == Channel::Call {
+            "Calls.json"
+        } else {
+            "Messages.json"
+        };
+        let res = self
+            .http
+            .post(self.url(resource))
+            .basic_auth(
+                &self.settings.account_sid,
+                Some(self.settings.auth_token.expose_secret()),
+            )
+            .form(&self.form(m))
+            .send()
+            .await;
+        let res = match res {
+            Ok(r) => r,
+            Err(e) => {
+                // A timeout or a broken connection: the provider may have created it.
+                tracing::warn!(attempt = %m.client_ref, timeout = e.is_timeout(), "provider request failed; reconciling");
+                return self.reconcile_after_doubt(m).await;
+            }
+        };
+        let status = res.status();
+        if status.is_success() {
+            let created: Created = res.json().await.map_err(|_| ProviderError::Transient {
+                code: None,
+                retry_after: Some(Duration::minutes(1)),
+            })?;
+            return Ok(Accepted {
+                provider_id: created.sid,
+            });
+        }
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(Duration::seconds);
+        if status.as_u16() == 429 {
+            return Err(ProviderError::RateLimited {
+                retry_after: Some(jitter(retry_after.unwrap_or(Duration::seconds(1)))),
+            });
+        }
+        if status.is_server_error() {
+            tracing::warn!(attempt = %m.client_ref, status = status.as_u16(), "provider 5xx; reconciling");
+            return self.reconcile_after_doubt(m).await;
+        }
+        let code = res
+            .json::<TwilioErrorBody>()
+            .await
+            .ok()
+            .and_then(|b| b.code);
+        Err(match (status.as_u16(), code) {
+            (401 | 403, _) => ProviderError::Configuration {
+                code: code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| status.as_u16().to_string()),
+            },
+            (_, Some(c)) => map_error_code(c),
+            (s, None) => ProviderError::Configuration {
+                code: s.to_string(),
+            },
+        })
+    }
+
+    async fn reconcile_after_doubt(&self, m: &Outbound) -> Result<Accepted, ProviderError> {
+        match self.find_created(m).await {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err(ProviderError::Transient {
+                code: None,
+                retry_after: Some(jitter(Duration::seconds(30))),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists what the provider created for this number around the attempt. Messages are matched
+    /// by their exact body (request, nudge and acknowledgement bodies differ), over a window
+    /// starting the day before the attempt, so a skew between Rappel's clock and the provider's
+    /// cannot hide a message; calls have no body and are matched by creation time (clocks are
+    /// assumed to agree within a minute).
+    async fn find_created(&self, m: &Outbound) -> Result<Option<Accepted>, ProviderError> {
+        let since = m.recorded_at - Duration::minutes(1);
+        let day = (m.recorded_at - Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string();
+        let transient = |_| ProviderError::Transient {
+            code: None,
+            retry_after: Some(Duration::minutes(1)),
+        };
+        let _permit = self.in_flight.acquire().await.expect("semaphore open");
+        if m.channel == Channel::Call {
+            let list: CallList = self
+                .http
+                .get(self.url("Calls.json"))
+                .basic_auth(
+                    &self.settings.account_sid,
+                    Some(self.settings.auth_token.expose_secret()),
+                )
+                .query(&[
+                    ("To", m.to.as_e164()),
+                    ("StartTime>", day.as_str()),
+                    ("PageSize", "50"),
+                ])
+                .send()
+                .await
+                .map_err(transient)?
+                .error_for_status()
+                .map_err(transient)?
+                .json()
+                .await
+                .map_err(transient)?;
+            let after = |created: &Option<String>| {
+                created
+                    .as_deref()
+                    .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                    .is_some_and(|d| d.with_timezone(&Utc) >= since)
+            };
+            return Ok(list
+                .calls
+                .into_iter()
+                .find(|c| after(&c.date_created))
+                .map(|c| Accepted { provider_id: c.sid }));
+        }
+        let to = if m.channel == Channel::Whatsapp {
+            format!("whatsapp:{}", m.to.as_e164())
+        } else {
+            m.to.as_e164().to_string()
+        };
+        let list: MessageList = self
+            .http
+            .get(self.url("Messages.json"))
+            .basic_auth(
+                &self.settings.account_sid,
+                Some(self.settings.auth_token.expose_secret()),
+            )
+            .query(&[
+                ("To", to.as_str()),
+                ("DateSent>", day.as_str()),
+                ("PageSize", "100"),
+            ])
+            .send()
+            .await
+            .map_err(transient)?
+            .error_for_status()
+            .map_err(transient)?
+            .json()
+            .await
+            .map_err(transient)?;
+        Ok(list
+            .messages
+            .into_iter()
+            .find(|x| m.template.is_some() || x.body.as_deref() == Some(m.body.as_str()))
+            .map(|x| Accepted { provider_id: x.sid }))
+    }
+}
+
+impl Provider for TwilioClient {
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Outbound],
+    ) -> BoxFuture<'a, Vec<Result<Accepted, ProviderError>>> {
+        Box::pin(
+            async move { futures::future::join_all(batch.iter().map(|m| self.send_one(m))).await },
+        )
+    }
+
+    fn find<'a>(
+        &'a self,
+        msg: &'a Outbound,
+    ) -> BoxFuture<'a, Result<Option<Accepted>, ProviderError>> {
+        Box::pin(self.find_created(msg))
+    }
+
+    fn update_call<'a>(
+        &'a self,
+        call_sid: &'a str,
+        twiml: &'a str,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let _permit = self.in_flight.acquire().await.expect("semaphore open");
+            let res = self
+                .http
+                .post(self.url(&format!("Calls/{call_sid}.json")))
+                .basic_auth(
+                    &self.settings.account_sid,
+                    Some(self.settings.auth_token.expose_secret()),
+                )
+                .form(&[("Twiml", twiml)])
+                .send()
+                .await
+                .map_err(|_| ProviderError::Transient {
+                    code: None,
+                    retry_after: None,
+                })?;
+            if res.status().is_success() {
+                Ok(())
+            } else {
+                let code = res
+                    .json::<TwilioErrorBody>()
+                    .await
+                    .ok()
+                    .and_then(|b| b.code);
+                Err(code
+                    .map(map_error_code)
+                    .unwrap_or(ProviderError::Transient {
+                        code: None,
+                        retry_after: None,
+                    }))
+            }
+        })
+    }
+}
