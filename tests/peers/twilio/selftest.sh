@@ -6,17 +6,19 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$HERE/setup.sh"
-# shellcheck source=/dev/null
-source "$HERE/start.sh"
-PY="$PEERS_DIR/venv/bin/python"
 WORK="$(mktemp -d)"
 LISTENER_PID=""
 cleanup() {
-  [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null || true
-  stop_twilio_peers
+  if [ -n "$LISTENER_PID" ]; then kill "$LISTENER_PID" 2>/dev/null || true; fi
+  if declare -F stop_twilio_peers >/dev/null; then stop_twilio_peers; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Own logs: never touch the prism.log of a test run that may be using the same PEERS_DIR.
+export TWILIO_PRISM_LOG="$WORK/prism.log" TWILIO_FAKE_LOG="$WORK/fake_provider.log"
+# shellcheck source=/dev/null
+source "$HERE/start.sh"
+PY="$PEERS_DIR/venv/bin/python"
 
 # --- a listener: records signed webhooks (checking X-Twilio-Signature) and plays an IVR -------
 cat >"$WORK/listener.py" <<'EOF'
@@ -119,7 +121,7 @@ expect "$(list "To=%2B33612340408&DateSent>=$D&PageSize=20" | json 'len(d["messa
 expect "$(list "To=whatsapp%3A%2B33612343016&DateSent%3E=$D" | json 'd["messages"][0]["status"], d["messages"][0]["error_code"]')" "failed 63016" "3016 failed 63016"
 expect "$(list "To=%2B33612340006" | json 'd["messages"][0]["status"], d["messages"][0]["error_code"]')" "undelivered 30006" "0006 undelivered 30006"
 expect "$(list "To=%2B33612340001&DateSent%3E=2099-01-01" | json 'len(d["messages"])')" 0 "date filter"
-expect "$(grep -c 'Request terminated with error' "$PEERS_DIR/prism.log")" 2 "scripted 400/429/500 pass through Prism unflagged (only the probe and the 422 terminated)"
+expect "$(grep -c 'Request terminated with error' "$TWILIO_PRISM_LOG")" 2 "scripted 400/429/500 pass through Prism unflagged (only the probe and the 422 terminated)"
 
 A3=AC00000000000000000000000000000a03
 code="$(curl -s -u "$A3:$T" -o "$WORK/body" -w '%{http_code}' "$P/2010-04-01/Accounts/$A3/Calls.json" \

@@ -11,7 +11,8 @@
 #   - fake_provider.py (scripted fake Twilio REST API + control API /_fake/...)
 #   - Prism in proxy mode with --errors in front of it, validating every request and response
 #     against Twilio's OpenAPI description ($PEERS_DIR/twilio_api_v2010.prism.json); its output
-#     goes to $PEERS_DIR/prism.log
+#     goes to $TWILIO_PRISM_LOG (default $PEERS_DIR/prism.log; the fake's to $TWILIO_FAKE_LOG,
+#     default $PEERS_DIR/fake_provider.log)
 # Exports:
 #   RAPPEL_TEST_TWILIO_URL        http://127.0.0.1:$PRISM_PORT   (what Rappel's client talks to)
 #   RAPPEL_TEST_TWILIO_FAKE_URL   http://127.0.0.1:$FAKE_PORT    (control API, no Prism)
@@ -24,6 +25,10 @@ PEERS_DIR="${PEERS_DIR:-$(cd "$_twilio_peers_here/../../.." && pwd)/target/peers
 export PEERS_DIR
 export SCARF_ANALYTICS=false
 export RAPPEL_TEST_TWILIO_AUTH_TOKEN="${RAPPEL_TEST_TWILIO_AUTH_TOKEN:-test-auth-token-9f8e7d6c5b4a}"
+# Logs (truncated / appended at each start). Two runs sharing one PEERS_DIR at the same time
+# should give each its own TWILIO_PRISM_LOG, or check_prism_log sees the other run's lines.
+export TWILIO_PRISM_LOG="${TWILIO_PRISM_LOG:-$PEERS_DIR/prism.log}"
+export TWILIO_FAKE_LOG="${TWILIO_FAKE_LOG:-$PEERS_DIR/fake_provider.log}"
 
 # The readiness probe asks Prism for this path; check_prism_log ignores the lines it causes.
 _TWILIO_PRISM_PROBE_PATH="/__twilio_peers_ready__"
@@ -81,7 +86,7 @@ stop_twilio_peers() {
 # which it logs for every scripted error answer of the fake (400, 401, 429, 500: not in the
 # spec, passed through unchanged), and the probe's own 404 on $_TWILIO_PRISM_PROBE_PATH.
 check_prism_log() {
-  local log="${1:-$PEERS_DIR/prism.log}"
+  local log="${1:-$TWILIO_PRISM_LOG}"
   if [ ! -f "$log" ]; then
     echo "check_prism_log: $log not found" >&2
     return 1
@@ -113,11 +118,11 @@ _twilio_start_peers() {
   read -r fake_port prism_port <<<"$ports"
 
   "$py" "$_twilio_peers_here/fake_provider.py" --host 127.0.0.1 --port "$fake_port" \
-    --auth-token "$RAPPEL_TEST_TWILIO_AUTH_TOKEN" --public-url "http://127.0.0.1:$prism_port" 2>>"$PEERS_DIR/fake_provider.log" &
+    --auth-token "$RAPPEL_TEST_TWILIO_AUTH_TOKEN" --public-url "http://127.0.0.1:$prism_port" 2>>"$TWILIO_FAKE_LOG" &
   local fake_pid=$!
-  : >"$PEERS_DIR/prism.log"
+  : >"$TWILIO_PRISM_LOG"
   "$prism" proxy --errors -h 127.0.0.1 -p "$prism_port" "$spec" "http://127.0.0.1:$fake_port" \
-    >>"$PEERS_DIR/prism.log" 2>&1 &
+    >>"$TWILIO_PRISM_LOG" 2>&1 &
   local prism_pid=$!
   TWILIO_PEER_PIDS="$fake_pid $prism_pid"
   export TWILIO_PEER_PIDS
@@ -140,8 +145,8 @@ _twilio_start_peers() {
   done
   if [ -z "$fake_ok" ] || [ -z "$prism_ok" ]; then
     echo "twilio peers: did not come up within 60 s (fake: ${fake_ok:-no}, prism: ${prism_ok:-no})" >&2
-    tail -n 20 "$PEERS_DIR/prism.log" >&2 || true
-    tail -n 20 "$PEERS_DIR/fake_provider.log" >&2 || true
+    tail -n 20 "$TWILIO_PRISM_LOG" >&2 || true
+    tail -n 20 "$TWILIO_FAKE_LOG" >&2 || true
     stop_twilio_peers
     return 1
   fi
