@@ -220,22 +220,25 @@ impl Engine {
         let now = self.now();
         let horizon = now + Duration::days(i64::from(self.settings.horizon_days) + 1);
         let mut report = PlanReport::default();
-        let mut after_id = 0i64;
+        // Keyset pages on (starts_at, id): the starts_at index serves every page.
+        let (mut after_start, mut after_id) = (now.timestamp(), i64::MAX);
         loop {
             let rows = sqlx::query(
-                "SELECT a.id, a.site_id, a.exam_code, a.starts_at, a.phone, a.version \
+                "SELECT a.id, a.site_id, a.exam_code, a.starts_at, a.phone, a.version, a.channel_pref \
                  FROM appointments a \
-                 WHERE a.status = 'booked' AND a.starts_at > $1 AND a.starts_at <= $2 AND a.id > $3 \
+                 WHERE a.status = 'booked' AND a.starts_at <= $1 \
+                   AND (a.starts_at > $2 OR (a.starts_at = $2 AND a.id > $3)) \
                    AND NOT EXISTS (SELECT 1 FROM campaigns c \
                                    WHERE c.appointment_id = a.id AND c.appointment_version = a.version) \
-                 ORDER BY a.id LIMIT 1000",
+                 ORDER BY a.starts_at, a.id LIMIT 1000",
             )
-            .bind(now.timestamp())
             .bind(horizon.timestamp())
+            .bind(after_start)
             .bind(after_id)
             .fetch_all(&self.db.pool)
             .await?;
             let Some(last) = rows.last() else { break };
+            after_start = last.try_get("starts_at")?;
             after_id = last.try_get("id")?;
             report.opened += self.open_campaigns(&rows, now).await?;
             if rows.len() < 1000 {
@@ -255,6 +258,7 @@ impl Engine {
             phone: Option<String>,
             group_key: Option<String>,
             starts_at: i64,
+            channel_pref: Channel,
         }
         let mut candidates = Vec::new();
         for r in rows {
@@ -284,6 +288,8 @@ impl Engine {
                 phone,
                 group_key,
                 starts_at,
+                channel_pref: Channel::parse(&r.try_get::<String, _>("channel_pref")?)
+                    .unwrap_or(Channel::Sms),
             });
         }
         if candidates.is_empty() {
@@ -312,18 +318,49 @@ impl Engine {
                 );
             }
         }
-        let mut tx = self.db.begin().await?;
-        let mut opened = 0;
+        // Leads first (their ids are needed by same-day followers), then followers; each group
+        // is one multi-row insert per chunk, and the ledger rows one more.
+        struct NewCampaign {
+            c: Candidate,
+            state: CampaignState,
+            due_at: Option<i64>,
+            lead_key: Option<String>,
+            lead_id: Option<i64>,
+            note: bool,
+        }
+        let mut in_batch: HashSet<String> = HashSet::new();
+        let mut leads_new = Vec::new();
+        let mut followers = Vec::new();
         for c in candidates {
             let site = self.site(&c.site_id)?;
-            let lead = c.group_key.as_ref().and_then(|k| leads.get(k)).copied();
-            let (state, due_at, lead_id, note) = if c.phone.is_none() {
-                (CampaignState::InvalidContact, None, None, true)
-            } else if let Some((lead_id, _)) = lead {
-                (CampaignState::Scheduled, None, Some(lead_id), false)
+            let existing = c
+                .group_key
+                .as_ref()
+                .and_then(|k| leads.get(k))
+                .map(|(id, _)| *id);
+            if c.phone.is_none() {
+                leads_new.push(NewCampaign {
+                    c,
+                    state: CampaignState::InvalidContact,
+                    due_at: None,
+                    lead_key: None,
+                    lead_id: None,
+                    note: true,
+                });
+            } else if existing.is_some()
+                || c.group_key.as_ref().is_some_and(|k| in_batch.contains(k))
+            {
+                let lead_key = c.group_key.clone();
+                followers.push(NewCampaign {
+                    c,
+                    state: CampaignState::Scheduled,
+                    due_at: None,
+                    lead_key,
+                    lead_id: existing,
+                    note: false,
+                });
             } else {
                 let policy = &self.settings.policies[&c.policy];
-                let pref = self.channel_pref_of(&mut tx, c.appointment_id).await?;
                 let mobile = c
                     .phone
                     .as_deref()
@@ -334,7 +371,7 @@ impl Engine {
                     step: 0,
                     attempt: 0,
                     appointment_start: from_unix(c.starts_at),
-                    preferred: pref,
+                    preferred: c.channel_pref,
                     mobile,
                 };
                 let t = campaign::decide(&core, &Event::Opened, now, policy, &site.calendars);
@@ -342,44 +379,108 @@ impl Engine {
                     Command::Schedule { at, .. } => Some(at.timestamp()),
                     _ => None,
                 });
-                (t.state, due, None, t.state == CampaignState::Unreachable)
-            };
-            let row = sqlx::query(
-                "INSERT INTO campaigns (appointment_id, appointment_version, site_id, policy, phone, group_key, \
-                   lead_id, state, step, attempt, due_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9, $10, $10) \
-                 ON CONFLICT (appointment_id, appointment_version) DO NOTHING RETURNING id",
+                if t.state == CampaignState::Scheduled
+                    && let Some(k) = &c.group_key
+                {
+                    in_batch.insert(k.clone());
+                }
+                let note = t.state == CampaignState::Unreachable;
+                leads_new.push(NewCampaign {
+                    c,
+                    state: t.state,
+                    due_at: due,
+                    lead_key: None,
+                    lead_id: None,
+                    note,
+                });
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        let mut opened: Vec<(i64, &NewCampaign)> = Vec::new();
+        let mut lead_ids: HashMap<String, i64> = HashMap::new();
+        let inserted = insert_campaigns(&mut tx, &leads_new, now, |n| {
+            (
+                n.c.appointment_id,
+                n.c.version,
+                &n.c.site_id,
+                &n.c.policy,
+                &n.c.phone,
+                &n.c.group_key,
+                n.lead_id,
+                n.state,
+                n.due_at,
             )
-            .bind(c.appointment_id)
-            .bind(c.version)
-            .bind(c.site_id.clone())
-            .bind(c.policy.clone())
-            .bind(c.phone.clone())
-            .bind(c.group_key.clone())
-            .bind(lead_id)
-            .bind(state.as_str())
-            .bind(due_at)
-            .bind(now.timestamp())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else { continue };
-            let id: i64 = row.try_get("id")?;
-            opened += 1;
-            let detail = match lead_id {
-                Some(l) => format!("{{\"lead\":{l}}}"),
-                None => String::new(),
-            };
-            ledger(&mut tx, id, now, "opened", state, &detail).await?;
-            if note {
-                let reason = if c.phone.is_none() {
+        })
+        .await?;
+        for n in &leads_new {
+            if let Some(id) = inserted.get(&n.c.appointment_id) {
+                if n.state == CampaignState::Scheduled
+                    && let Some(k) = &n.c.group_key
+                {
+                    lead_ids.insert(k.clone(), *id);
+                }
+                opened.push((*id, n));
+            }
+        }
+        for f in &mut followers {
+            if f.lead_id.is_none() {
+                f.lead_id = f.lead_key.as_ref().and_then(|k| lead_ids.get(k)).copied();
+            }
+        }
+        let inserted = insert_campaigns(&mut tx, &followers, now, |n| {
+            (
+                n.c.appointment_id,
+                n.c.version,
+                &n.c.site_id,
+                &n.c.policy,
+                &n.c.phone,
+                &n.c.group_key,
+                n.lead_id,
+                n.state,
+                n.due_at,
+            )
+        })
+        .await?;
+        for n in &followers {
+            if let Some(id) = inserted.get(&n.c.appointment_id) {
+                opened.push((*id, n));
+            }
+        }
+        for chunk in opened.chunks(500) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "({}, $1, 'opened', {})",
+                        format!("${}", i * 3 + 2),
+                        placeholders(i * 3 + 3, 2)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO events (campaign_id, at, kind, state, detail) VALUES {values}"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp());
+            for (id, n) in chunk {
+                let detail = n
+                    .lead_id
+                    .map(|l| format!("{{\"lead\":{l}}}"))
+                    .unwrap_or_default();
+                q = q.bind(*id).bind(n.state.as_str()).bind(detail);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (id, n) in &opened {
+            if n.note {
+                let reason = if n.c.phone.is_none() {
                     NoteReason::InvalidContact
                 } else {
                     NoteReason::Unreachable
                 };
                 insert_note(
                     &mut tx,
-                    &c.site_id,
-                    Some(id),
+                    &n.c.site_id,
+                    Some(*id),
                     None,
                     reason,
                     "",
@@ -388,23 +489,10 @@ impl Engine {
                 )
                 .await?;
             }
-            if lead_id.is_none() && state == CampaignState::Scheduled {
-                if let Some(k) = &c.group_key {
-                    leads.insert(k.clone(), (id, c.starts_at));
-                }
-            }
         }
+        let opened = opened.len();
         tx.commit().await?;
         Ok(opened)
-    }
-
-    async fn channel_pref_of(&self, tx: &mut Tx, appointment_id: i64) -> Result<Channel> {
-        let pref: String = sqlx::query("SELECT channel_pref FROM appointments WHERE id = $1")
-            .bind(appointment_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("channel_pref")?;
-        Ok(Channel::parse(&pref).unwrap_or(Channel::Sms))
     }
 
     async fn expire_started(&self, now: DateTime<Utc>) -> Result<usize> {
@@ -531,17 +619,7 @@ impl Engine {
         now: DateTime<Utc>,
         detail: &str,
     ) -> Result<()> {
-        let mut due = c.due_at;
-        for cmd in &t.commands {
-            match cmd {
-                Command::Schedule { at, .. } => due = Some(at.timestamp()),
-                Command::Unschedule => due = None,
-                _ => {}
-            }
-        }
-        if !t.state.is_active() {
-            due = None;
-        }
+        let due = Self::due_after(c, t);
         sqlx::query(
             "UPDATE campaigns SET state = $1, step = $2, attempt = $3, due_at = $4, claimed_until = NULL, \
              claim_token = NULL, updated_at = $5 WHERE id = $6",
@@ -555,6 +633,83 @@ impl Engine {
         .execute(&mut **tx)
         .await?;
         ledger(tx, c.id, now, kind, t.state, detail).await?;
+        self.persist_commands(tx, c, kind, t, now, detail).await
+    }
+
+    /// The due instant a transition leaves on the campaign.
+    fn due_after(c: &CampaignRow, t: &Transition) -> Option<i64> {
+        let mut due = c.due_at;
+        for cmd in &t.commands {
+            match cmd {
+                Command::Schedule { at, .. } => due = Some(at.timestamp()),
+                Command::Unschedule => due = None,
+                _ => {}
+            }
+        }
+        if t.state.is_active() { due } else { None }
+    }
+
+    /// Writes many transitions at once (the dispatcher's outcomes): one statement for the
+    /// campaigns, one for the ledger, per chunk; commands row by row (rare on this path).
+    async fn persist_many(
+        &self,
+        tx: &mut Tx,
+        items: &[(CampaignRow, &'static str, Transition, String)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for chunk in items.chunks(300) {
+            let values = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 5 + 2, 5)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // VALUES columns are column1… on both engines.
+            let sql = format!(
+                "UPDATE campaigns SET state = v.column2, step = v.column3, attempt = v.column4, due_at = v.column5, \
+                 claimed_until = NULL, claim_token = NULL, updated_at = $1 FROM (VALUES {values}) AS v \
+                 WHERE campaigns.id = v.column1"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp());
+            for (c, _, t, _) in chunk {
+                q = q
+                    .bind(c.id)
+                    .bind(t.state.as_str())
+                    .bind(i64::from(t.step))
+                    .bind(i64::from(t.attempt))
+                    .bind(Self::due_after(c, t));
+            }
+            q.execute(&mut **tx).await?;
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, $1, {})", i * 4 + 2, placeholders(i * 4 + 3, 3)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO events (campaign_id, at, kind, state, detail) VALUES {values}"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp());
+            for (c, kind, t, detail) in chunk {
+                q = q
+                    .bind(c.id)
+                    .bind(*kind)
+                    .bind(t.state.as_str())
+                    .bind(detail.clone());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for (c, kind, t, detail) in items {
+            self.persist_commands(tx, c, kind, t, now, detail).await?;
+        }
+        Ok(())
+    }
+
+    async fn persist_commands(
+        &self,
+        tx: &mut Tx,
+        c: &CampaignRow,
+        kind: &str,
+        t: &Transition,
+        now: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<()> {
         for cmd in &t.commands {
             match cmd {
                 Command::ConfirmInAgenda | Command::ReleaseSlot => {
@@ -803,6 +958,8 @@ impl Engine {
 
         // Outcomes and follow-ups in one transaction.
         let mut tx = self.db.begin().await?;
+        let mut writes = Vec::with_capacity(results.len());
+        let mut attempt_rows = Vec::with_capacity(results.len());
         for (p, res) in &results {
             let c = &p.campaign;
             let site = self.site(&c.site_id)?;
@@ -816,6 +973,7 @@ impl Engine {
                 Ok(a) => (Event::Sent, "sent", Some(a.provider_id.clone()), None),
                 Err(e) => {
                     let (failure, state) = failure_of(e, now);
+                    tracing::info!(campaign_id = c.id, step = p.step, attempt = p.attempt, error = %e, to = %p.outbound.to, "send failed");
                     (
                         Event::SendFailed(failure),
                         state,
@@ -824,17 +982,6 @@ impl Engine {
                     )
                 }
             };
-            update_attempt(
-                &mut tx,
-                c.id,
-                p.step,
-                p.attempt,
-                state,
-                provider_id.as_deref(),
-                code.as_deref(),
-                now,
-            )
-            .await?;
             let t = campaign::decide(&core, &event, now, policy, &site.calendars);
             let detail = format!(
                 "{{\"step\":{},\"attempt\":{},\"channel\":\"{}\"{}}}",
@@ -845,17 +992,16 @@ impl Engine {
                     .map(|c| format!(",\"code\":\"{c}\""))
                     .unwrap_or_default()
             );
+            attempt_rows.push((c.id, p.step, p.attempt, state, provider_id, code));
             let row = CampaignRow {
                 step: p.step,
                 attempt: p.attempt,
                 ..c.clone()
             };
-            self.persist(&mut tx, &row, event.kind(), &t, now, &detail)
-                .await?;
-            if let Err(e) = res {
-                tracing::info!(campaign_id = c.id, step = p.step, attempt = p.attempt, error = %e, to = %p.outbound.to, "send failed");
-            }
+            writes.push((row, event.kind(), t, detail));
         }
+        update_attempts(&mut tx, &attempt_rows, now).await?;
+        self.persist_many(&mut tx, &writes, now).await?;
         tx.commit().await?;
         Ok(results.len() + no_send.len())
     }
@@ -1653,6 +1799,61 @@ pub fn delivery_advances(current: &str, next: &str) -> bool {
     rank(next) > rank(current)
 }
 
+type CampaignValues<'a> = (
+    i64,
+    i64,
+    &'a String,
+    &'a String,
+    &'a Option<String>,
+    &'a Option<String>,
+    Option<i64>,
+    CampaignState,
+    Option<i64>,
+);
+
+/// Inserts new campaigns (ON CONFLICT DO NOTHING: re-planning is harmless); returns the new id
+/// per appointment id.
+async fn insert_campaigns<'a, T>(
+    tx: &mut Tx,
+    rows: &'a [T],
+    now: DateTime<Utc>,
+    values: impl Fn(&'a T) -> CampaignValues<'a>,
+) -> Result<HashMap<i64, i64>> {
+    let mut out = HashMap::new();
+    for chunk in rows.chunks(200) {
+        let sql_values = (0..chunk.len())
+            .map(|i| format!("({}, 0, 0, $1, $1)", placeholders(i * 9 + 2, 9)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO campaigns (appointment_id, appointment_version, site_id, policy, phone, group_key, \
+               lead_id, state, due_at, step, attempt, created_at, updated_at) VALUES {sql_values} \
+             ON CONFLICT (appointment_id, appointment_version) DO NOTHING RETURNING id, appointment_id"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp());
+        for r in chunk {
+            let (appt, version, site, policy, phone, key, lead, state, due) = values(r);
+            q = q
+                .bind(appt)
+                .bind(version)
+                .bind(site.clone())
+                .bind(policy.clone())
+                .bind(phone.clone())
+                .bind(key.clone())
+                .bind(lead)
+                .bind(state.as_str())
+                .bind(due);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.insert(
+                r.try_get::<i64, _>("appointment_id")?,
+                r.try_get::<i64, _>("id")?,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Inserts the attempts (ON CONFLICT DO NOTHING) and returns the state and provider id of those
 /// that already existed, by client reference.
 async fn record_attempts(
@@ -1722,6 +1923,35 @@ async fn record_attempts(
         }
     }
     Ok(existing)
+}
+
+type AttemptOutcome = (i64, i64, i64, &'static str, Option<String>, Option<String>);
+
+/// Records the outcome of many attempts in one statement per chunk.
+async fn update_attempts(tx: &mut Tx, rows: &[AttemptOutcome], now: DateTime<Utc>) -> Result<()> {
+    for chunk in rows.chunks(300) {
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 6 + 2, 6)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE attempts SET state = v.column4, provider_id = COALESCE(v.column5, attempts.provider_id), \
+             error_code = v.column6, updated_at = $1 FROM (VALUES {values}) AS v \
+             WHERE attempts.campaign_id = v.column1 AND attempts.step = v.column2 AND attempts.attempt = v.column3"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp());
+        for (c, step, attempt, state, provider_id, code) in chunk {
+            q = q
+                .bind(*c)
+                .bind(*step)
+                .bind(*attempt)
+                .bind(*state)
+                .bind(provider_id.clone())
+                .bind(code.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
