@@ -450,8 +450,8 @@ impl Engine {
             let values = (0..chunk.len())
                 .map(|i| {
                     format!(
-                        "({}, $1, 'opened', {})",
-                        format!("${}", i * 3 + 2),
+                        "(${}, $1, 'opened', {})",
+                        i * 3 + 2,
                         placeholders(i * 3 + 3, 2)
                     )
                 })
