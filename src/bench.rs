@@ -31,7 +31,40 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<()> {
+/// A loopback stand-in for Twilio's message API, for `--provider twilio-fake`: it answers every
+/// `POST Messages.json` with 201 and a message sid, so the bench measures Rappel's real client
+/// (form encoding, Basic auth, pacing, keep-alive) and not a remote service.
+async fn start_twilio_fake() -> Result<String> {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let app = axum::Router::new().route(
+        "/2010-04-01/Accounts/{account}/Messages.json",
+        post(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                (
+                    axum::http::StatusCode::CREATED,
+                    axum::Json(
+                        serde_json::json!({"sid": format!("SM{n:032x}"), "status": "queued"}),
+                    ),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+pub async fn run(
+    n: usize,
+    database: Option<String>,
+    replies: usize,
+    provider_name: &str,
+) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("rappel-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let url = database.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
@@ -42,6 +75,17 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
             "[database]\nurl = \"{url}\"\nmax_connections = 8\n[worker]\nbatch_size = 1000\n"
         ),
     });
+    if provider_name == "twilio-fake" {
+        let base = start_twilio_fake().await?;
+        layers.push(Layer {
+            name: "bench twilio-fake".into(),
+            text: format!(
+                "[provider]\nkind = \"twilio\"\n[provider.twilio]\nbase_url = \"{base}\"\n\
+                 account_sid = \"AC00000000000000000000000000000000\"\nauth_token = \"bench-token\"\n\
+                 messages_per_second = 10000.0\nmax_in_flight = 64\n"
+            ),
+        });
+    }
     let settings = config::load_from(&layers, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let paris = chrono_tz::Europe::Paris;
     let mut day = Utc::now().date_naive() + Duration::days(7);
@@ -61,7 +105,10 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
             .execute(&db.pool)
             .await?;
     }
-    let provider = Arc::new(Sandbox::new(db.clone()));
+    let provider: Arc<dyn crate::provider::Provider> = match &settings.twilio {
+        Some(t) => Arc::new(crate::twilio::client::TwilioClient::new(t.clone())?),
+        None => Arc::new(Sandbox::new(db.clone())),
+    };
     let engine = Engine::new(
         db.clone(),
         Arc::new(settings),
@@ -155,7 +202,7 @@ pub async fn run(n: usize, database: Option<String>, replies: usize) -> Result<(
     let out = serde_json::json!({
         "appointments": n,
         "backend": db.backend.as_str(),
-        "provider": "sandbox",
+        "provider": provider_name,
         "sends": sent,
         "sends_per_sec": (sent as f64 / dispatch_secs).round(),
         "plan_secs": (plan_secs * 100.0).round() / 100.0,

@@ -56,7 +56,7 @@ pub enum Command {
         /// Database URL (default: a temporary SQLite file).
         #[arg(long, env = "RAPPEL_BENCH_DATABASE_URL")]
         database: Option<String>,
-        /// Provider: sandbox.
+        /// Provider: sandbox, or twilio-fake (the real Twilio client against a loopback fake).
         #[arg(long, default_value = "sandbox")]
         provider: String,
         /// Replies to time for the latency figures.
@@ -188,10 +188,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             provider,
             replies,
         } => {
-            if provider != "sandbox" {
-                anyhow::bail!("--provider: unknown provider '{provider}' (sandbox)");
+            if !matches!(provider.as_str(), "sandbox" | "twilio-fake") {
+                anyhow::bail!("--provider: unknown provider '{provider}' (sandbox, twilio-fake)");
             }
-            crate::bench::run(appointments, database, replies).await?;
+            crate::bench::run(appointments, database, replies, &provider).await?;
         }
         Command::Classify { lang } => {
             let lang = lang.as_deref().and_then(Lang::parse);

@@ -459,3 +459,49 @@ fn the_auth_token_never_appears_in_output_or_errors() {
     assert!(all.contains("provider.twilio.account_sid"), "{all}");
     assert!(!all.contains(token));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answering_machine_gets_one_short_voicemail_per_appointment() {
+    let t = spawn_twilio_app().await;
+    t.app.book("V1", 18, 0, "+33612340062").await;
+    let monday = wednesday() - Duration::days(2);
+    for (h, m) in [(9, 0), (13, 0), (14, 0), (17, 0)] {
+        t.step(paris(monday, h, m)).await;
+    }
+    assert_eq!(
+        t.requests("/Calls.json").await.len(),
+        2,
+        "two call attempts"
+    );
+    let updates: Vec<Value> = t
+        .control("requests")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap_or("").contains("/Calls/CA"))
+        .cloned()
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    let first = form(&updates[0], "Twiml")[0];
+    let doc = roxmltree::Document::parse(first).expect("voicemail TwiML");
+    let said = doc
+        .descendants()
+        .find(|n| n.has_tag_name("Say"))
+        .and_then(|n| n.text())
+        .unwrap();
+    assert!(
+        said.contains("3 3 1 4 2"),
+        "the centre's number, read out: {said}"
+    );
+    assert!(
+        !said.contains("18:00") && !said.contains("RX"),
+        "no appointment detail on a voicemail"
+    );
+    assert!(doc.descendants().any(|n| n.has_tag_name("Hangup")));
+    let second = form(&updates[1], "Twiml")[0];
+    assert!(
+        !second.contains("<Say"),
+        "only one voicemail per appointment: {second}"
+    );
+}

