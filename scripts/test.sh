@@ -39,7 +39,11 @@ echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1
 bash tests/peers/twilio/setup.sh
 # shellcheck source=../tests/peers/twilio/start.sh
 source tests/peers/twilio/start.sh
-cleanup_all() { stop_twilio_peers || true; cleanup; }
+# FHIR R4 peer: Medplum's FhirRouter + MemoryRepository behind a small wrapper (pinned npm packages).
+bash tests/peers/fhir/setup.sh
+# shellcheck source=../tests/peers/fhir/start.sh
+source tests/peers/fhir/start.sh
+cleanup_all() { stop_twilio_peers || true; stop_fhir_peer || true; cleanup; }
 trap cleanup_all EXIT
 
 status=0

@@ -130,6 +130,8 @@ pub struct Appointment {
     pub locale: String,
     pub channel: Channel,
     pub cancelled: bool,
+    /// The external agenda's resource (JSON) and version, for write-backs (FHIR).
+    pub source: Option<(String, String)>,
 }
 
 /// A bad field of an input row.
@@ -213,6 +215,7 @@ impl AppointmentInput {
             locale,
             channel,
             cancelled,
+            source: None,
         })
     }
 }
@@ -371,7 +374,8 @@ async fn upsert(
     let Some(row) = existing else {
         sqlx::query(
             "INSERT INTO appointments (site_id, external_id, exam_code, starts_at, duration_min, patient_name, phone, \
-               locale, channel_pref, status, version, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)",
+               locale, channel_pref, status, version, updated_at, source, source_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13)",
         )
         .bind(a.site_id.clone())
         .bind(a.external_id.clone())
@@ -384,6 +388,8 @@ async fn upsert(
         .bind(a.channel.as_str())
         .bind(if a.cancelled { "cancelled" } else { "booked" })
         .bind(now.timestamp())
+        .bind(a.source.as_ref().map(|s| s.0.clone()))
+        .bind(a.source.as_ref().map(|s| s.1.clone()))
         .execute(&mut **tx)
         .await?;
         report.created += 1;
@@ -418,6 +424,8 @@ async fn upsert(
     .bind(new_version)
     .bind(now.timestamp())
     .bind(id)
+    .bind(a.source.as_ref().map(|s| s.0.clone()))
+    .bind(a.source.as_ref().map(|s| s.1.clone()))
     .execute(&mut **tx)
     .await?;
     if a.cancelled && status != "cancelled" {

@@ -175,6 +175,25 @@ struct RawSite {
     #[serde(default)]
     whatsapp_templates: BTreeMap<String, String>,
     provider: Option<String>,
+    agenda: Option<RawAgenda>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgenda {
+    kind: Option<String>,
+    base_url: Option<String>,
+    auth: Option<String>,
+    token: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    page_size: Option<u32>,
+    use_pending: Option<bool>,
+    server_manages_slots: Option<bool>,
+    tag_system: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -339,6 +358,35 @@ pub struct Site {
     pub whatsapp_templates: BTreeMap<String, String>,
     /// This site's provider (else the global `provider.kind`).
     pub provider: Option<ProviderKind>,
+    /// Where the site's appointments live: Rappel's own tables, or a FHIR R4 server.
+    pub fhir: Option<FhirSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FhirAuth {
+    None,
+    Bearer(SecretString),
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretString,
+        scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct FhirSettings {
+    pub base_url: String,
+    pub auth: FhirAuth,
+    /// Search page size (`_count`).
+    pub page_size: u32,
+    /// The site books unconfirmed appointments as `pending`: a confirmation makes them `booked`.
+    pub use_pending: bool,
+    /// The server frees slots itself when an appointment is cancelled.
+    pub server_manages_slots: bool,
+    /// `meta.tag` system recording that Rappel wrote a confirmation or cancellation.
+    pub tag_system: String,
+    pub timeout_ms: u64,
 }
 
 impl Site {
@@ -914,6 +962,67 @@ fn validate_policy(key: &str, name: &str, p: RawPolicy) -> VResult<Policy> {
     })
 }
 
+fn validate_agenda(key: &str, a: RawAgenda) -> VResult<Option<FhirSettings>> {
+    match a.kind.as_deref().unwrap_or("builtin") {
+        "builtin" => return Ok(None),
+        "fhir" => {}
+        other => {
+            return err(
+                format!("{key}.kind"),
+                format!("unknown agenda '{other}' (builtin, fhir)"),
+            );
+        }
+    }
+    let base_url = a
+        .base_url
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| {
+            (
+                format!("{key}.base_url"),
+                "an http(s) URL of the FHIR R4 base is required".to_string(),
+            )
+        })?;
+    let required = |v: Option<String>, k: &str| {
+        v.filter(|x| !x.is_empty()).ok_or_else(|| {
+            (
+                format!("{key}.{k}"),
+                "is required for this auth".to_string(),
+            )
+        })
+    };
+    let auth = match a.auth.as_deref().unwrap_or("none") {
+        "none" => FhirAuth::None,
+        "bearer" => FhirAuth::Bearer(SecretString::from(required(a.token, "token")?)),
+        "client_credentials" => FhirAuth::ClientCredentials {
+            token_url: required(a.token_url, "token_url")?,
+            client_id: required(a.client_id, "client_id")?,
+            client_secret: SecretString::from(required(a.client_secret, "client_secret")?),
+            scope: a.scope,
+        },
+        other => {
+            return err(
+                format!("{key}.auth"),
+                format!("unknown auth '{other}' (none, bearer, client_credentials)"),
+            );
+        }
+    };
+    let page_size = a.page_size.unwrap_or(100);
+    if !(1..=1000).contains(&page_size) {
+        return err(format!("{key}.page_size"), "must be 1 to 1000");
+    }
+    Ok(Some(FhirSettings {
+        base_url,
+        auth,
+        page_size,
+        use_pending: a.use_pending.unwrap_or(false),
+        server_manages_slots: a.server_manages_slots.unwrap_or(false),
+        tag_system: a
+            .tag_system
+            .unwrap_or_else(|| "https://rappel.example/fhir/written-by".into()),
+        timeout_ms: a.timeout_ms.unwrap_or(10_000).max(100),
+    }))
+}
+
 /// Latest hour any window may end: "never after 20:00".
 const LATEST_END: (u32, u32) = (20, 0);
 
@@ -1084,8 +1193,13 @@ fn validate_site(
             })
         })
         .transpose()?;
+    let fhir = match s.agenda {
+        None => None,
+        Some(a) => validate_agenda(&format!("{key}.agenda"), a)?,
+    };
     Ok(Site {
         id: id.to_string(),
+        fhir,
         whatsapp_templates: s.whatsapp_templates,
         provider,
         name,

@@ -51,6 +51,8 @@ pub struct Engine {
     pub agenda: Arc<dyn Agenda>,
     /// Sites whose provider differs from the default one.
     pub site_providers: HashMap<String, Arc<dyn Provider>>,
+    /// Sites whose agenda is a FHIR server (else the built-in agenda).
+    pub site_agendas: HashMap<String, Arc<crate::fhir::FhirAgenda>>,
 }
 
 /// One campaign with what the dispatcher and the reply path need of its appointment.
@@ -191,7 +193,49 @@ impl Engine {
             templates,
             agenda,
             site_providers: HashMap::new(),
+            site_agendas: HashMap::new(),
         }
+    }
+
+    /// Connects the FHIR agendas of the sites that have one.
+    pub fn with_fhir_agendas(mut self) -> Result<Engine> {
+        for site in self.settings.sites.values() {
+            if let Some(f) = &site.fhir {
+                self.site_agendas.insert(
+                    site.id.clone(),
+                    Arc::new(crate::fhir::FhirAgenda::new(f.clone(), self.db.clone())?),
+                );
+            }
+        }
+        Ok(self)
+    }
+
+    fn agenda_for(&self, site_id: &str) -> &dyn Agenda {
+        match self.site_agendas.get(site_id) {
+            Some(a) => a.as_ref(),
+            None => self.agenda.as_ref(),
+        }
+    }
+
+    /// Reads every FHIR site's window into the local copy. A site whose server is down is
+    /// skipped (logged) and read again at the next tick.
+    pub async fn sync_agendas(&self) -> usize {
+        let mut changed = 0;
+        for (site_id, agenda) in &self.site_agendas {
+            let Some(site) = self.settings.site(site_id) else {
+                continue;
+            };
+            match crate::fhir::sync_site(self, site, &agenda.client).await {
+                Ok(r) => {
+                    changed +=
+                        r.import.created + r.import.moved + r.import.cancelled + r.closed_upstream
+                }
+                Err(e) => {
+                    tracing::warn!(site = %site_id, error = %format!("{e:#}"), "FHIR agenda unavailable; will read it again")
+                }
+            }
+        }
+        changed
     }
 
     /// The provider that serves a site.
@@ -217,6 +261,7 @@ impl Engine {
     /// Idempotent (the unique (appointment, version) key) and catching up by construction: it
     /// reads the agenda, not a timer's history.
     pub async fn plan(&self) -> Result<PlanReport> {
+        self.sync_agendas().await;
         let now = self.now();
         let horizon = now + Duration::days(i64::from(self.settings.horizon_days) + 1);
         let mut report = PlanReport::default();
@@ -1643,11 +1688,29 @@ impl Engine {
             let appointment_id: i64 = r.try_get("appointment_id")?;
             let version: i64 = r.try_get("appointment_version")?;
             let action: String = r.try_get("action")?;
+            let site_id: String = r.try_get("site_id")?;
+            let agenda = self.agenda_for(&site_id);
             let res = if action == "confirm" {
-                self.agenda.confirm(appointment_id, version).await
+                agenda.confirm(appointment_id, version).await
             } else {
-                self.agenda.release(appointment_id, version).await
+                agenda.release(appointment_id, version).await
             };
+            if res.is_ok() {
+                // The local copy follows (the built-in agenda already did).
+                let (to, from) = if action == "confirm" {
+                    ("confirmed", "booked")
+                } else {
+                    ("cancelled", "booked', 'confirmed")
+                };
+                let sql = format!(
+                    "UPDATE appointments SET status = '{to}' WHERE id = $1 AND version = $2 AND status IN ('{from}')"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(appointment_id)
+                    .bind(version)
+                    .execute(&self.db.pool)
+                    .await?;
+            }
             outcomes.push((id, r, res));
         }
         if outcomes.is_empty() {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod fhir;
 pub mod http;
 pub mod provider;
 pub mod server;

@@ -58,7 +58,7 @@ pub async fn build_engine(settings: Settings, clock: Option<Arc<dyn Clock>>) -> 
     let templates = Arc::new(Templates::load(settings.templates_dir.as_deref())?);
     let mut engine = Engine::new(db, Arc::new(settings), clock, provider, templates);
     engine.site_providers = site_providers;
-    Ok(engine)
+    engine.with_fhir_agendas()
 }
 
 /// A batch of claimed campaigns handed to a worker through the queue.

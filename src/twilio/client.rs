@@ -117,6 +117,8 @@ fn jitter(d: Duration) -> Duration {
 
 impl TwilioClient {
     pub fn new(settings: TwilioSettings) -> anyhow::Result<TwilioClient> {
+        // HTTPS uses ring (pure Rust + cc): installed once per process, a no-op after that.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .pool_max_idle_per_host(settings.max_in_flight)

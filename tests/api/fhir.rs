@@ -1,0 +1,430 @@
+//! The FHIR agenda connector against a real FHIR R4 server: Medplum's `FhirRouter` +
+//! `MemoryRepository` behind the small wrapper of `tests/peers/fhir/` (started by
+//! `scripts/test.sh`). Each test seeds its own week, so they share one server; the downtime test
+//! starts a server of its own, because pausing the shared one would stop the others.
+//!
+//! What each test proves, given the peer's known limits: Medplum's memory repository returns no
+//! `next` links and its transactions are not atomic, so the wrapper adds `next`/`self` links with
+//! `_offset` (the pagination test proves Rappel follows them across pages) and writes are tested
+//! on their end state on the server (accepted, cancelled + pat-crs + Slot free, extension kept),
+//! with the 412 path driven by a real concurrent change on the server.
+
+use crate::helpers::*;
+use chrono::{Duration, NaiveDate};
+use rappel::clock::ManualClock;
+use rappel::config::{self, Layer};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub struct FhirApp {
+    pub app: TestApp,
+    pub base: String,
+    pub control: String,
+    pub day: NaiveDate,
+}
+
+fn peer(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with `bash scripts/test.sh`, which starts the FHIR server")
+    })
+}
+
+/// A Rappel whose Paris site reads its agenda from `base`, on its own week (`week` ≥ 1 after
+/// the test Wednesday), with the clock at Monday 07:00 of that week.
+pub async fn spawn_fhir_app(base: &str, control: &str, week: i64, page_size: u32) -> FhirApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = fresh_database(Kind::Sqlite, dir.path()).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut layers = config::read_layers(None).expect("built-in config");
+    layers.push(Layer {
+        name: "test".into(),
+        text: format!(
+            "[database]\nurl = \"{db_url}\"\nmax_connections = 4\n\
+             [server]\nbind = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
+             [worker]\noutbox_backoff_secs = 30\n\
+             [sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{base}\"\npage_size = {page_size}\ntimeout_ms = 3000\n"
+        ),
+    });
+    let settings = config::load_from(&layers, &[]).expect("test config");
+    let day = wednesday() + Duration::weeks(week);
+    let clock = Arc::new(ManualClock::new(paris(day - Duration::days(2), 7, 0)));
+    let engine = rappel::server::build_engine(settings, Some(clock.clone()))
+        .await
+        .expect("engine");
+    let router = rappel::http::router(engine.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server");
+    });
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    FhirApp {
+        app: TestApp {
+            engine,
+            clock,
+            addr,
+            http: reqwest::Client::new(),
+            sent: rx,
+            db_url,
+            _dir: dir,
+        },
+        base: base.to_string(),
+        control: control.to_string(),
+        day,
+    }
+}
+
+impl FhirApp {
+    /// Seeds `count` booked appointments of this week's Wednesday (08:00 + 20 min each).
+    async fn seed(&self, count: usize, prefix: &str) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}/seed", self.control))
+            .json(&json!({"day": self.day.to_string(), "tz_offset": "+01:00", "count": count, "prefix": prefix}))
+            .send()
+            .await
+            .expect("seed")
+            .json()
+            .await
+            .expect("seed json")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        reqwest::get(format!("{}/{path}", self.base))
+            .await
+            .expect("FHIR GET")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> u16 {
+        reqwest::Client::new()
+            .put(format!("{}/{path}", self.base))
+            .header("Content-Type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("FHIR PUT")
+            .status()
+            .as_u16()
+    }
+
+    async fn phone_of(&self, appointment: &str) -> String {
+        sqlx::query_scalar("SELECT phone FROM appointments WHERE external_id = $1")
+            .bind(appointment.to_string())
+            .fetch_one(&self.app.engine.db.pool)
+            .await
+            .expect("synced appointment")
+    }
+
+    fn monday(&self, h: u32, m: u32) -> chrono::DateTime<chrono::Utc> {
+        paris(self.day - Duration::days(2), h, m)
+    }
+}
+
+fn patient_status(appointment: &Value) -> String {
+    appointment["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["actor"]["reference"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Patient/")
+        })
+        .and_then(|p| p["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn ids(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_campaign_on_fhir_writes_accepted_and_cancelled_with_a_free_slot() {
+    let f = spawn_fhir_app(
+        &peer("RAPPEL_TEST_FHIR_URL"),
+        &peer("RAPPEL_TEST_FHIR_CONTROL"),
+        1,
+        100,
+    )
+    .await;
+    let seeded = f.seed(3, "whole").await;
+    let (appts, slots) = (ids(&seeded, "appointments"), ids(&seeded, "slots"));
+    f.app.at(f.monday(9, 0)).await;
+    assert_eq!(
+        f.app.scalar("SELECT COUNT(*) FROM appointments").await,
+        3,
+        "read from FHIR"
+    );
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'")
+            .await,
+        3
+    );
+    // The mobile was chosen over the home landline listed first.
+    assert!(f.phone_of(&appts[0]).await.starts_with("+336"));
+    f.app.clock.advance(Duration::minutes(30));
+    f.app
+        .patient_replies(&f.phone_of(&appts[0]).await, "oui je serai là")
+        .await;
+    f.app
+        .patient_replies(&f.phone_of(&appts[1]).await, "je dois annuler")
+        .await;
+    let confirmed = f.get(&format!("Appointment/{}", appts[0])).await;
+    assert_eq!(patient_status(&confirmed), "accepted");
+    assert_eq!(confirmed["status"], "booked");
+    assert!(
+        confirmed["meta"]["tag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["code"] == "confirmed-by-patient")
+    );
+    assert_eq!(
+        confirmed["extension"][0]["valueString"], "RIS-1",
+        "extension preserved"
+    );
+    let cancelled = f.get(&format!("Appointment/{}", appts[1])).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        cancelled["cancelationReason"]["coding"][0]["code"],
+        "pat-crs"
+    );
+    assert_eq!(patient_status(&cancelled), "declined");
+    assert_eq!(cancelled["extension"][0]["valueString"], "RIS-2");
+    assert_eq!(f.get(&format!("Slot/{}", slots[1])).await["status"], "free");
+    assert_eq!(f.get(&format!("Slot/{}", slots[0])).await["status"], "busy");
+    // The next read sees the cancellation and opens nothing new.
+    f.app.clock.advance(Duration::minutes(5));
+    f.app.run().await;
+    assert_eq!(f.app.scalar("SELECT COUNT(*) FROM campaigns").await, 3);
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM outbox WHERE state = 'done'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_version_412_is_re_read_and_the_confirmation_re_applied() {
+    let f = spawn_fhir_app(
+        &peer("RAPPEL_TEST_FHIR_URL"),
+        &peer("RAPPEL_TEST_FHIR_CONTROL"),
+        2,
+        100,
+    )
+    .await;
+    let appts = ids(&f.seed(1, "stale").await, "appointments");
+    f.app.at(f.monday(9, 0)).await;
+    // The RIS changes the appointment after Rappel read it: Rappel's copy is now stale.
+    let mut a = f.get(&format!("Appointment/{}", appts[0])).await;
+    a["comment"] = json!("note added by the RIS");
+    assert_eq!(f.put(&format!("Appointment/{}", appts[0]), &a).await, 200);
+    f.app
+        .patient_replies(&f.phone_of(&appts[0]).await, "ok")
+        .await;
+    let after = f.get(&format!("Appointment/{}", appts[0])).await;
+    assert_eq!(patient_status(&after), "accepted");
+    assert_eq!(
+        after["comment"], "note added by the RIS",
+        "the RIS change survives"
+    );
+    assert_eq!(
+        after["extension"][0]["url"],
+        "http://example.org/fhir/StructureDefinition/ris-id"
+    );
+    let requests: Value = reqwest::get(format!("{}/requests", f.control))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stale = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["url"].as_str().unwrap().contains(&appts[0])
+                && r["status"] == 412
+        })
+        .count();
+    assert_eq!(stale, 1, "the first write met a 412 and was re-applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_never_frees_an_appointment_the_centre_moved_meanwhile() {
+    let f = spawn_fhir_app(
+        &peer("RAPPEL_TEST_FHIR_URL"),
+        &peer("RAPPEL_TEST_FHIR_CONTROL"),
+        3,
+        100,
+    )
+    .await;
+    let seeded = f.seed(1, "moved").await;
+    let (appts, slots) = (ids(&seeded, "appointments"), ids(&seeded, "slots"));
+    f.app.at(f.monday(9, 0)).await;
+    let mut a = f.get(&format!("Appointment/{}", appts[0])).await;
+    a["start"] = json!(format!("{}T15:00:00+01:00", f.day + Duration::days(1)));
+    a["end"] = json!(format!("{}T15:20:00+01:00", f.day + Duration::days(1)));
+    assert_eq!(f.put(&format!("Appointment/{}", appts[0]), &a).await, 200);
+    f.app
+        .patient_replies(&f.phone_of(&appts[0]).await, "annuler")
+        .await;
+    let after = f.get(&format!("Appointment/{}", appts[0])).await;
+    assert_eq!(
+        after["status"], "booked",
+        "the moved appointment is not cancelled"
+    );
+    assert_eq!(f.get(&format!("Slot/{}", slots[0])).await["status"], "busy");
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM outbox WHERE state = 'failed'")
+            .await,
+        1
+    );
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM notes WHERE reason = 'agenda_write_failed'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_follows_next_links_over_several_pages() {
+    let f = spawn_fhir_app(
+        &peer("RAPPEL_TEST_FHIR_URL"),
+        &peer("RAPPEL_TEST_FHIR_CONTROL"),
+        4,
+        10,
+    )
+    .await;
+    f.seed(25, "pages").await;
+    f.app.at(f.monday(9, 0)).await;
+    assert_eq!(f.app.scalar("SELECT COUNT(*) FROM appointments").await, 25);
+    let requests: Value = reqwest::get(format!("{}/requests", f.control))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let day = f.day.to_string();
+    let pages = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "GET"
+                && r["url"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{}", f.day - Duration::days(2)))
+        })
+        .filter(|r| {
+            r["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("/fhir/R4/Appointment?")
+        })
+        .count();
+    assert!(
+        pages >= 3,
+        "25 appointments at 10 a page: {pages} page requests ({day})"
+    );
+}
+
+/// Starts a FHIR server of this test's own (same code as the shared one).
+fn own_fhir_server() -> (std::process::Child, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let peers = peer("PEERS_DIR");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(format!("{peers}/fhir/server.mjs"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_lost_to_a_server_outage_lands_when_the_server_returns() {
+    let (mut child, root) = own_fhir_server();
+    let control = format!("{root}/_control");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("{control}/health"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "own FHIR server did not start");
+    let f = spawn_fhir_app(&format!("{root}/fhir/R4"), &control, 5, 100).await;
+    let seeded = f.seed(1, "outage").await;
+    let (appts, slots) = (ids(&seeded, "appointments"), ids(&seeded, "slots"));
+    f.app.at(f.monday(9, 0)).await;
+    let phone = f.phone_of(&appts[0]).await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{control}/pause"))
+        .send()
+        .await
+        .unwrap();
+    f.app.patient_replies(&phone, "annulez svp").await;
+    f.app.clock.advance(Duration::seconds(40));
+    f.app.run().await;
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND tries >= 2")
+            .await,
+        1,
+        "retried with backoff, kept"
+    );
+    client
+        .post(format!("{control}/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.get(&format!("Appointment/{}", appts[0])).await["status"],
+        "booked"
+    );
+    f.app.clock.advance(Duration::minutes(2));
+    f.app.run().await;
+    assert_eq!(
+        f.get(&format!("Appointment/{}", appts[0])).await["status"],
+        "cancelled"
+    );
+    assert_eq!(f.get(&format!("Slot/{}", slots[0])).await["status"], "free");
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM outbox WHERE state = 'done'")
+            .await,
+        1
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
