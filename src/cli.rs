@@ -47,6 +47,12 @@ pub enum Command {
         /// Seed of the simulated patients.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Where the Paris site's agenda lives: builtin, or fhir (needs --fhir-url).
+        #[arg(long, default_value = "builtin", value_parser = ["builtin", "fhir"])]
+        agenda: String,
+        /// FHIR R4 base URL for --agenda fhir; the demo creates its appointments there.
+        #[arg(long)]
+        fhir_url: Option<String>,
     },
     /// Measure dispatch throughput, reply latency and memory; prints a final JSON line.
     Bench {
@@ -179,8 +185,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 planned.opened
             );
         }
-        Command::Demo { seed } => {
-            crate::demo::run(seed).await?;
+        Command::Demo {
+            seed,
+            agenda,
+            fhir_url,
+        } => {
+            let fhir = match (agenda.as_str(), fhir_url) {
+                ("fhir", Some(u)) => Some(u),
+                ("fhir", None) => anyhow::bail!("--agenda fhir needs --fhir-url"),
+                _ => None,
+            };
+            crate::demo::run_with(seed, fhir).await?;
         }
         Command::Bench {
             appointments,

@@ -346,7 +346,97 @@ fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
     csv
 }
 
+/// Creates the site's appointments on the FHIR server (Patient, Schedule, Slot, Appointment),
+/// as a centre's RIS would hold them.
+async fn seed_fhir(
+    client: &crate::fhir::FhirClient,
+    appts: &[crate::agenda::Appointment],
+    site_name: &str,
+) -> Result<()> {
+    let create = |v: serde_json::Value| async move {
+        client.create(&v).await.map_err(|e| {
+            anyhow::anyhow!("creating a {} on the FHIR server: {e}", v["resourceType"])
+        })
+    };
+    let schedule = create(
+        serde_json::json!({"resourceType": "Schedule", "active": true,
+        "actor": [{"display": site_name}]}),
+    )
+    .await?;
+    for a in appts {
+        let mut names = a.patient_name.splitn(2, ' ');
+        let (given, family) = (names.next().unwrap_or(""), names.next().unwrap_or(""));
+        let mut telecom = vec![];
+        if let Some(p) = &a.phone {
+            telecom.push(serde_json::json!({"system": "phone", "use": if p.is_mobile() {"mobile"} else {"home"}, "value": p.as_e164()}));
+        }
+        let patient = create(serde_json::json!({"resourceType": "Patient",
+            "name": [{"given": [given], "family": family}], "telecom": telecom,
+            "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": a.locale}]}}]})).await?;
+        let start = a.starts_at.to_rfc3339();
+        let end = (a.starts_at + Duration::minutes(i64::from(a.duration_min))).to_rfc3339();
+        let slot = create(serde_json::json!({"resourceType": "Slot", "status": "busy",
+            "schedule": {"reference": format!("Schedule/{}", schedule["id"].as_str().unwrap_or(""))},
+            "start": start, "end": end})).await?;
+        create(serde_json::json!({"resourceType": "Appointment", "status": "booked",
+            "start": start, "end": end, "minutesDuration": a.duration_min,
+            "serviceType": [{"coding": [{"system": "https://rappel.example/exam", "code": a.exam_code}]}],
+            "slot": [{"reference": format!("Slot/{}", slot["id"].as_str().unwrap_or(""))}],
+            "participant": [{"actor": {"reference": format!("Patient/{}", patient["id"].as_str().unwrap_or(""))},
+                             "status": "needs-action"}]})).await?;
+    }
+    Ok(())
+}
+
+/// What the FHIR server holds for the demo day at the end.
+async fn fhir_outcome(client: &crate::fhir::FhirClient, day: NaiveDate) -> Result<()> {
+    let q = vec![
+        ("date".to_string(), format!("ge{day}")),
+        ("date".to_string(), format!("lt{}", day + Duration::days(1))),
+        ("_count".to_string(), "100".to_string()),
+    ];
+    let entries = client.search_all("Appointment", &q).await?;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut accepted = 0;
+    let mut pat_crs = 0;
+    for e in &entries {
+        let r = &e["resource"];
+        *by_status
+            .entry(r["status"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+        if r["participant"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["status"] == "accepted"))
+        {
+            accepted += 1;
+        }
+        if r["cancelationReason"]["coding"][0]["code"] == "pat-crs" {
+            pat_crs += 1;
+        }
+    }
+    let slots = client
+        .search_all(
+            "Slot",
+            &[
+                ("status".to_string(), "free".to_string()),
+                ("_count".to_string(), "100".to_string()),
+            ],
+        )
+        .await?;
+    println!(
+        "FHIR server: {} appointments on {day}: {by_status:?}; {accepted} accepted by the patient, {pat_crs} cancelled with reason pat-crs; {} slots free",
+        entries.len(),
+        slots.len()
+    );
+    Ok(())
+}
+
 pub async fn run(seed: u64) -> Result<()> {
+    run_with(seed, None).await
+}
+
+/// The demo, with the Paris site's agenda on a FHIR server when `fhir_url` is given.
+pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
     let started = std::time::Instant::now();
     let dir = std::env::temp_dir().join(format!("rappel-demo-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
@@ -356,6 +446,12 @@ pub async fn run(seed: u64) -> Result<()> {
         name: "demo".into(),
         text: format!("[database]\nurl = \"sqlite://{}\"\n", db_path.display()),
     });
+    if let Some(url) = &fhir_url {
+        layers.push(Layer {
+            name: "demo --agenda fhir".into(),
+            text: format!("[sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{url}\"\n"),
+        });
+    }
     let settings = config::load_from(&layers, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut rng = StdRng::seed_from_u64(seed);
     let day = demo_day(Utc::now().date_naive());
@@ -378,12 +474,30 @@ pub async fn run(seed: u64) -> Result<()> {
         clock.clone(),
         provider,
         templates,
-    );
+    )
+    .with_fhir_agendas()?;
 
     let csv = agenda_csv(day, &mut rng);
     let appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::agenda::write_appointments(&engine, &appts).await?;
+    let fhir = engine.site_agendas.get("paris-nord").cloned();
+    match &fhir {
+        Some(agenda) => {
+            let (paris_appts, others): (Vec<_>, Vec<_>) = appts
+                .iter()
+                .cloned()
+                .partition(|a| a.site_id == "paris-nord");
+            seed_fhir(&agenda.client, &paris_appts, "Imagerie Paris Nord").await?;
+            crate::agenda::write_appointments(&engine, &others).await?;
+            println!(
+                "Paris site on the FHIR server: {} appointments created there",
+                paris_appts.len()
+            );
+        }
+        None => {
+            crate::agenda::write_appointments(&engine, &appts).await?;
+        }
+    }
     println!(
         "Rappel demo: {} appointments on {day} at 2 sites (Paris, Réunion); simulated clock from {} to {} (Paris time)",
         appts.len(),
@@ -463,6 +577,9 @@ pub async fn run(seed: u64) -> Result<()> {
     engine.run_until_idle().await?;
     let summary = Summary::read(&db).await?;
     summary.print();
+    if let Some(agenda) = &fhir {
+        fhir_outcome(&agenda.client, day).await?;
+    }
     println!(
         "finished in {:.1} s of real time; database kept at {}",
         started.elapsed().as_secs_f64(),

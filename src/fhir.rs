@@ -45,6 +45,8 @@ pub struct FhirClient {
     settings: FhirSettings,
     http: reqwest::Client,
     token: Mutex<Option<(String, std::time::Instant)>>,
+    /// Whether the server's CapabilityStatement lists the `transaction` interaction (asked once).
+    transactions: Mutex<Option<bool>>,
 }
 
 /// A resource and its version (`meta.versionId`, the ETag's value).
@@ -76,7 +78,28 @@ impl FhirClient {
             settings,
             http,
             token: Mutex::new(None),
+            transactions: Mutex::new(None),
         })
+    }
+
+    /// Reads `GET [base]/metadata` once; a server that does not answer is asked again later.
+    pub async fn supports_transactions(&self) -> bool {
+        let mut known = self.transactions.lock().await;
+        if let Some(k) = *known {
+            return k;
+        }
+        let Ok(meta) = self.read("metadata").await else {
+            return false;
+        };
+        let yes = meta.resource["rest"].as_array().is_some_and(|rest| {
+            rest.iter().any(|r| {
+                r["interaction"]
+                    .as_array()
+                    .is_some_and(|i| i.iter().any(|x| x["code"] == "transaction"))
+            })
+        });
+        *known = Some(yes);
+        yes
     }
 
     fn url(&self, path: &str) -> String {
@@ -199,6 +222,23 @@ impl FhirClient {
             version: version_of(&resource),
             resource,
         })
+    }
+
+    /// `POST [base]/<type>`: creates a resource (the demo seeds its agenda this way).
+    pub async fn create(&self, resource: &Value) -> Result<Value, AgendaError> {
+        let kind = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let res = self
+            .auth(self.http.post(self.url(&kind)))
+            .await?
+            .header("Content-Type", "application/fhir+json")
+            .body(resource.to_string())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Self::answer(res).await
     }
 
     pub async fn transaction(&self, bundle: &Value) -> Result<Value, AgendaError> {
@@ -346,6 +386,12 @@ impl FhirAgenda {
 
     async fn release_impl(&self, appointment_id: i64, version: i64) -> Result<(), AgendaError> {
         let s = &self.client.settings;
+        if !s.server_manages_slots
+            && self.client.supports_transactions().await
+            && self.release_in_transaction(appointment_id, version).await?
+        {
+            return Ok(());
+        }
         let appointment = self
             .write_intent(appointment_id, version, |r, starts_at| {
                 check_same_slot(r, starts_at)?;
@@ -359,24 +405,33 @@ impl FhirAgenda {
                         Err(AgendaError::Conflict("cancelled upstream".into()))
                     };
                 }
-                r["status"] = json!("cancelled");
-                r["cancelationReason"] = json!({"coding": [{
-                    "system": CANCEL_REASON_SYSTEM, "code": "pat-crs",
-                    "display": "Patient: Canceled via automated reminder system"}]});
-                set_patient_status(r, "declined");
-                add_tag(r, &s.tag_system, "cancelled-by-patient");
+                cancel(r, &s.tag_system);
                 Ok(true)
             })
             .await?;
         if s.server_manages_slots {
             return Ok(());
         }
-        // Slots: free each unless another active appointment still uses it.
-        let own_id = appointment.resource["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        for slot_ref in appointment.resource["slot"]
+        for slot_ref in self.slots_to_free(&appointment.resource).await? {
+            let mut slot = self.client.read(&slot_ref).await?;
+            slot.resource["status"] = json!("free");
+            match self.client.update(&slot_ref, &slot).await {
+                Ok(_) => {}
+                Err(AgendaError::Conflict(m)) if m.starts_with("version conflict") => {
+                    // Someone changed the slot: the next outbox try re-reads it.
+                    return Err(AgendaError::Unavailable(format!("slot {m}")));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Busy slots of an appointment that no other active appointment uses.
+    async fn slots_to_free(&self, appointment: &Value) -> Result<Vec<String>, AgendaError> {
+        let own_id = appointment["id"].as_str().unwrap_or_default().to_string();
+        let mut out = Vec::new();
+        for slot_ref in appointment["slot"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -400,22 +455,82 @@ impl FhirAgenda {
             {
                 continue;
             }
-            let mut slot = self.client.read(&slot_ref).await?;
-            if slot.resource["status"] == "free" {
-                continue;
+            let slot = self.client.read(&slot_ref).await?;
+            if slot.resource["status"] != "free" {
+                out.push(slot_ref);
             }
-            slot.resource["status"] = json!("free");
-            match self.client.update(&slot_ref, &slot).await {
-                Ok(_) => {}
+        }
+        Ok(out)
+    }
+
+    /// The cancellation and its slots in one transaction Bundle, every entry with `ifMatch`; a
+    /// version conflict anywhere rejects the whole Bundle, and the intent is re-read and re-applied.
+    async fn release_in_transaction(
+        &self,
+        appointment_id: i64,
+        version: i64,
+    ) -> Result<bool, AgendaError> {
+        let (id, starts_at, mut current) = self.local(appointment_id, version).await?;
+        let path = format!("Appointment/{id}");
+        let tag_system = self.client.settings.tag_system.clone();
+        for _ in 0..=MAX_CONFLICT_RETRIES {
+            check_same_slot(&current.resource, starts_at)?;
+            if current.resource["status"] == "cancelled" {
+                // Already cancelled (by us, earlier): the sequential path finishes the slots.
+                return Ok(false);
+            }
+            let mut changed = current.clone();
+            cancel(&mut changed.resource, &tag_system);
+            let mut entries = vec![json!({
+                "resource": changed.resource,
+                "request": {"method": "PUT", "url": path, "ifMatch": format!("W/\"{}\"", changed.version)}
+            })];
+            for slot_ref in self.slots_to_free(&current.resource).await? {
+                let mut slot = self.client.read(&slot_ref).await?;
+                slot.resource["status"] = json!("free");
+                entries.push(json!({
+                    "resource": slot.resource,
+                    "request": {"method": "PUT", "url": slot_ref, "ifMatch": format!("W/\"{}\"", slot.version)}
+                }));
+            }
+            let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+            match self.client.transaction(&bundle).await {
+                Ok(resp) => {
+                    let appointment = resp["entry"][0]["resource"].clone();
+                    if appointment.is_object() {
+                        let v = Versioned {
+                            version: version_of(&appointment),
+                            resource: appointment,
+                        };
+                        self.keep(appointment_id, &v).await;
+                    }
+                    return Ok(true);
+                }
                 Err(AgendaError::Conflict(m)) if m.starts_with("version conflict") => {
-                    // Someone changed the slot: the next outbox try re-reads it.
-                    return Err(AgendaError::Unavailable(format!("slot {m}")));
+                    tracing::info!(
+                        appointment_id,
+                        "FHIR transaction met a version conflict: re-reading"
+                    );
+                    current = self.client.read(&path).await?;
+                    self.keep(appointment_id, &current).await;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Err(AgendaError::Unavailable(
+            "version conflicts kept recurring".into(),
+        ))
     }
+}
+
+/// The cancellation Rappel writes: status, reason pat-crs, patient declined, its tag.
+fn cancel(r: &mut Value, tag_system: &str) {
+    r["status"] = json!("cancelled");
+    r["cancelationReason"] = json!({"coding": [{
+        "system": CANCEL_REASON_SYSTEM, "code": "pat-crs",
+        "display": "Patient: Canceled via automated reminder system"}]});
+    set_patient_status(r, "declined");
+    add_tag(r, tag_system, "cancelled-by-patient");
 }
 
 /// A write is only right for the appointment Rappel asked about: same start, not moved.

@@ -428,3 +428,55 @@ async fn a_release_lost_to_a_server_outage_lands_when_the_server_returns() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_appointment_cancelled_or_moved_on_the_server_closes_or_supersedes_its_campaign() {
+    let f = spawn_fhir_app(
+        &peer("RAPPEL_TEST_FHIR_URL"),
+        &peer("RAPPEL_TEST_FHIR_CONTROL"),
+        6,
+        100,
+    )
+    .await;
+    let appts = ids(&f.seed(2, "upstream").await, "appointments");
+    f.app.at(f.monday(9, 0)).await;
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'")
+            .await,
+        2
+    );
+    let mut cancelled = f.get(&format!("Appointment/{}", appts[0])).await;
+    cancelled["status"] = json!("cancelled");
+    assert_eq!(
+        f.put(&format!("Appointment/{}", appts[0]), &cancelled)
+            .await,
+        200
+    );
+    let mut moved = f.get(&format!("Appointment/{}", appts[1])).await;
+    moved["start"] = json!(format!("{}T17:00:00+01:00", f.day));
+    moved["end"] = json!(format!("{}T17:20:00+01:00", f.day));
+    assert_eq!(
+        f.put(&format!("Appointment/{}", appts[1]), &moved).await,
+        200
+    );
+    f.app.clock.advance(Duration::minutes(10));
+    f.app.run().await;
+    assert_eq!(f.app.campaign_state(&appts[0]).await, "cancelled_upstream");
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT c.state FROM campaigns c JOIN appointments a ON a.id = c.appointment_id WHERE a.external_id = $1 ORDER BY c.id",
+    )
+    .bind(appts[1].clone())
+    .fetch_all(&f.app.engine.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        states[0], "expired",
+        "the old version's campaign is superseded"
+    );
+    assert_eq!(
+        states.len(),
+        2,
+        "a new campaign follows the moved appointment"
+    );
+}

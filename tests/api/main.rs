@@ -468,7 +468,7 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
     child.kill().unwrap();
     child.wait().unwrap();
     let mut child = serve(&app, None, &log);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
     loop {
         let sent = app
             .scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'")
