@@ -440,23 +440,24 @@ impl Engine {
                 });
             }
         }
-        let mut tx = self.db.begin().await?;
-        let mut opened: Vec<(i64, &NewCampaign)> = Vec::new();
-        let mut lead_ids: HashMap<String, i64> = HashMap::new();
-        let inserted = insert_campaigns(&mut tx, &leads_new, now, |n| {
+        fn values_of(n: &NewCampaign) -> CampaignValues<'_> {
+            let c = &n.c;
             (
-                n.c.appointment_id,
-                n.c.version,
-                &n.c.site_id,
-                &n.c.policy,
-                &n.c.phone,
-                &n.c.group_key,
+                c.appointment_id,
+                c.version,
+                &c.site_id,
+                &c.policy,
+                &c.phone,
+                &c.group_key,
                 n.lead_id,
                 n.state,
                 n.due_at,
             )
-        })
-        .await?;
+        }
+        let mut tx = self.db.begin().await?;
+        let mut opened: Vec<(i64, &NewCampaign)> = Vec::new();
+        let mut lead_ids: HashMap<String, i64> = HashMap::new();
+        let inserted = insert_campaigns(&mut tx, &leads_new, now, values_of).await?;
         for n in &leads_new {
             if let Some(id) = inserted.get(&n.c.appointment_id) {
                 if n.state == CampaignState::Scheduled
@@ -472,20 +473,7 @@ impl Engine {
                 f.lead_id = f.lead_key.as_ref().and_then(|k| lead_ids.get(k)).copied();
             }
         }
-        let inserted = insert_campaigns(&mut tx, &followers, now, |n| {
-            (
-                n.c.appointment_id,
-                n.c.version,
-                &n.c.site_id,
-                &n.c.policy,
-                &n.c.phone,
-                &n.c.group_key,
-                n.lead_id,
-                n.state,
-                n.due_at,
-            )
-        })
-        .await?;
+        let inserted = insert_campaigns(&mut tx, &followers, now, values_of).await?;
         for n in &followers {
             if let Some(id) = inserted.get(&n.c.appointment_id) {
                 opened.push((*id, n));

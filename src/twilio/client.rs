@@ -309,32 +309,17 @@ impl TwilioClient {
         let day = (m.recorded_at - Duration::days(1))
             .format("%Y-%m-%d")
             .to_string();
-        let transient = |_| ProviderError::Transient {
-            code: None,
-            retry_after: Some(Duration::minutes(1)),
-        };
-        let _permit = self.in_flight.acquire().await.expect("semaphore open");
         if m.channel == Channel::Call {
             let list: CallList = self
-                .http
-                .get(self.url("Calls.json"))
-                .basic_auth(
-                    &self.settings.account_sid,
-                    Some(self.settings.auth_token.expose_secret()),
+                .list(
+                    "Calls.json",
+                    &[
+                        ("To", m.to.as_e164()),
+                        ("StartTime>", &day),
+                        ("PageSize", "50"),
+                    ],
                 )
-                .query(&[
-                    ("To", m.to.as_e164()),
-                    ("StartTime>", day.as_str()),
-                    ("PageSize", "50"),
-                ])
-                .send()
-                .await
-                .map_err(transient)?
-                .error_for_status()
-                .map_err(transient)?
-                .json()
-                .await
-                .map_err(transient)?;
+                .await?;
             let after = |created: &Option<String>| {
                 created
                     .as_deref()
@@ -353,17 +338,36 @@ impl TwilioClient {
             m.to.as_e164().to_string()
         };
         let list: MessageList = self
-            .http
-            .get(self.url("Messages.json"))
+            .list(
+                "Messages.json",
+                &[("To", &to), ("DateSent>", &day), ("PageSize", "100")],
+            )
+            .await?;
+        Ok(list
+            .messages
+            .into_iter()
+            .find(|x| m.template.is_some() || x.body.as_deref() == Some(m.body.as_str()))
+            .map(|x| Accepted { provider_id: x.sid }))
+    }
+
+    /// One page of a list resource (reconciliation looks at the most recent ones only).
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ProviderError> {
+        let transient = |_| ProviderError::Transient {
+            code: None,
+            retry_after: Some(Duration::minutes(1)),
+        };
+        let _permit = self.in_flight.acquire().await.expect("semaphore open");
+        self.http
+            .get(self.url(resource))
             .basic_auth(
                 &self.settings.account_sid,
                 Some(self.settings.auth_token.expose_secret()),
             )
-            .query(&[
-                ("To", to.as_str()),
-                ("DateSent>", day.as_str()),
-                ("PageSize", "100"),
-            ])
+            .query(query)
             .send()
             .await
             .map_err(transient)?
@@ -371,12 +375,7 @@ impl TwilioClient {
             .map_err(transient)?
             .json()
             .await
-            .map_err(transient)?;
-        Ok(list
-            .messages
-            .into_iter()
-            .find(|x| m.template.is_some() || x.body.as_deref() == Some(m.body.as_str()))
-            .map(|x| Accepted { provider_id: x.sid }))
+            .map_err(transient)
     }
 }
 

@@ -11,10 +11,7 @@
 
 use crate::helpers::*;
 use chrono::{Duration, NaiveDate};
-use rappel::clock::ManualClock;
-use rappel::config::{self, Layer};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 pub struct FhirApp {
     pub app: TestApp,
@@ -23,53 +20,19 @@ pub struct FhirApp {
     pub day: NaiveDate,
 }
 
-fn peer(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the suite with `bash scripts/test.sh`, which starts the FHIR server")
-    })
-}
-
 /// A Rappel whose Paris site reads its agenda from `base`, on its own week (`week` ≥ 1 after
 /// the test Wednesday), with the clock at Monday 07:00 of that week.
 pub async fn spawn_fhir_app(base: &str, control: &str, week: i64, page_size: u32) -> FhirApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = fresh_database(Kind::Sqlite, dir.path()).await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut layers = config::read_layers(None).expect("built-in config");
-    layers.push(Layer {
-        name: "test".into(),
-        text: format!(
-            "[database]\nurl = \"{db_url}\"\nmax_connections = 4\n\
-             [server]\nbind = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
-             [worker]\noutbox_backoff_secs = 30\n\
-             [sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{base}\"\npage_size = {page_size}\ntimeout_ms = 3000\n"
-        ),
-    });
-    let settings = config::load_from(&layers, &[]).expect("test config");
     let day = wednesday() + Duration::weeks(week);
-    let clock = Arc::new(ManualClock::new(paris(day - Duration::days(2), 7, 0)));
-    let engine = rappel::server::build_engine(settings, Some(clock.clone()))
-        .await
-        .expect("engine");
-    let router = rappel::http::router(engine.clone());
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server");
-    });
-    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = spawn_configured(paris(day - Duration::days(2), 7, 0), |_| {
+        format!(
+            "[worker]\noutbox_backoff_secs = 30\n\
+             [sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{base}\"\npage_size = {page_size}\ntimeout_ms = 3000\n"
+        )
+    })
+    .await;
     FhirApp {
-        app: TestApp {
-            engine,
-            clock,
-            addr,
-            http: reqwest::Client::new(),
-            sent: rx,
-            db_url,
-            _dir: dir,
-        },
+        app,
         base: base.to_string(),
         control: control.to_string(),
         day,

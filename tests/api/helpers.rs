@@ -32,7 +32,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub sent: mpsc::UnboundedReceiver<SandboxSent>,
     pub db_url: String,
-    pub _dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// A database URL for a fresh, empty database of this kind.
@@ -127,6 +127,57 @@ pub async fn spawn_app_with(kind: Kind, extra_config: &str) -> TestApp {
         db_url,
         _dir: dir,
     }
+}
+
+/// A Rappel built like `rappel serve` builds it (`server::build_engine`, so with the configured
+/// provider and agendas), on a fresh SQLite database, the manual clock at `clock_at`, and the HTTP
+/// server on a random port whose address `config(addr)` may use (webhook URLs).
+pub async fn spawn_configured(
+    clock_at: DateTime<Utc>,
+    config: impl FnOnce(std::net::SocketAddr) -> String,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = fresh_database(Kind::Sqlite, dir.path()).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut layers = config::read_layers(None).expect("built-in config");
+    layers.push(Layer {
+        name: "test".into(),
+        text: format!(
+            "[database]\nurl = \"{db_url}\"\nmax_connections = 4\n\
+             [server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://{addr}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{}",
+            config(addr)
+        ),
+    });
+    let settings = config::load_from(&layers, &[]).expect("test config");
+    let clock = Arc::new(ManualClock::new(clock_at));
+    let engine = rappel::server::build_engine(settings, Some(clock.clone()))
+        .await
+        .expect("engine");
+    let router = rappel::http::router(engine.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server");
+    });
+    let (_tx, rx) = mpsc::unbounded_channel();
+    TestApp {
+        engine,
+        clock,
+        addr,
+        http: reqwest::Client::new(),
+        sent: rx,
+        db_url,
+        _dir: dir,
+    }
+}
+
+/// Where a test peer started by `scripts/test.sh` listens.
+pub fn peer(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with `bash scripts/test.sh`, which starts the test peers")
+    })
 }
 
 pub fn csv_row(id: &str, site: &str, exam: &str, start: &str, phone: &str, extra: &str) -> String {

@@ -6,21 +6,12 @@
 
 use crate::helpers::*;
 use chrono::Duration;
-use rappel::clock::ManualClock;
-use rappel::config::{self, Layer};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 pub struct TwilioApp {
     pub app: TestApp,
     pub account: String,
     pub fake: String,
-}
-
-fn peer(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the suite with `bash scripts/test.sh`, which starts Prism and the fake provider")
-    })
 }
 
 pub const WA_TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
@@ -30,52 +21,17 @@ pub async fn spawn_twilio_app() -> TwilioApp {
     let fake = peer("RAPPEL_TEST_TWILIO_FAKE_URL");
     let token = peer("RAPPEL_TEST_TWILIO_AUTH_TOKEN");
     let account = format!("AC{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = fresh_database(Kind::Sqlite, dir.path()).await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut layers = config::read_layers(None).expect("built-in config");
-    layers.push(Layer {
-        name: "test".into(),
-        text: format!(
-            "[database]\nurl = \"{db_url}\"\nmax_connections = 4\n\
-             [server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://{addr}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
-             [provider]\nkind = \"twilio\"\n\
-             [provider.twilio]\nbase_url = \"{prism}\"\naccount_sid = \"{account}\"\nauth_token = \"{token}\"\n\
+    let acc = account.clone();
+    let app = spawn_configured(paris(wednesday() - Duration::days(2), 7, 0), move |_| {
+        format!(
+            "[provider]\nkind = \"twilio\"\n\
+             [provider.twilio]\nbase_url = \"{prism}\"\naccount_sid = \"{acc}\"\nauth_token = \"{token}\"\n\
              messages_per_second = 20.0\ntimeout_ms = 2000\n\
              [sites.paris-nord.whatsapp_templates]\nfr = \"{WA_TEMPLATE}\"\n"
-        ),
-    });
-    let settings = config::load_from(&layers, &[]).expect("test config");
-    let clock = Arc::new(ManualClock::new(paris(
-        wednesday() - Duration::days(2),
-        7,
-        0,
-    )));
-    let engine = rappel::server::build_engine(settings, Some(clock.clone()))
-        .await
-        .expect("engine");
-    let router = rappel::http::router(engine.clone());
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server");
-    });
-    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    TwilioApp {
-        app: TestApp {
-            engine,
-            clock,
-            addr,
-            http: reqwest::Client::new(),
-            sent: rx,
-            db_url,
-            _dir: dir,
-        },
-        account,
-        fake,
-    }
+        )
+    })
+    .await;
+    TwilioApp { app, account, fake }
 }
 
 impl TwilioApp {
