@@ -74,6 +74,9 @@ pub enum Command {
         /// Force the language instead of detecting it.
         #[arg(long, value_parser = ["fr", "en"])]
         lang: Option<String>,
+        /// Add this site's own vocabulary (`vocabulary.<intent>` in its configuration).
+        #[arg(long)]
+        site: Option<String>,
     },
     /// Validate the configuration and the templates; print SMS encoding and segments.
     CheckConfig,
@@ -208,9 +211,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             crate::bench::run(appointments, database, replies, &provider).await?;
         }
-        Command::Classify { lang } => {
+        Command::Classify { lang, site } => {
             let lang = lang.as_deref().and_then(Lang::parse);
-            let vocab = reply::Vocabulary::default();
+            let vocab = match site {
+                None => reply::Vocabulary::default(),
+                Some(id) => {
+                    let settings = load_settings(cli.config.as_deref())?;
+                    settings
+                        .site(&id)
+                        .with_context(|| format!("--site: no site '{id}' in the configuration"))?
+                        .vocabulary
+                        .clone()
+                }
+            };
             let stdin = std::io::stdin();
             let mut out = std::io::stdout().lock();
             for line in stdin.lock().lines() {
