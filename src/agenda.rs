@@ -32,8 +32,20 @@ pub enum AgendaError {
     Unavailable(String),
 }
 
+/// What an agenda connector can do, for `check-config` and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    /// Appointments are read from the connector (else imported into Rappel's tables).
+    pub reads_window: bool,
+    pub confirms: bool,
+    pub releases_slots: bool,
+    /// Writes are conditional on the version read (`If-Match`).
+    pub versioned_writes: bool,
+}
+
 /// Write-backs the outbox performs. Implementations must be idempotent.
 pub trait Agenda: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
     fn confirm(&self, appointment_id: i64, version: i64) -> BoxFuture<'_, Result<(), AgendaError>>;
     fn release(&self, appointment_id: i64, version: i64) -> BoxFuture<'_, Result<(), AgendaError>>;
 }
@@ -85,6 +97,15 @@ impl BuiltinAgenda {
 }
 
 impl Agenda for BuiltinAgenda {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reads_window: false,
+            confirms: true,
+            releases_slots: true,
+            versioned_writes: true,
+        }
+    }
+
     fn confirm(&self, appointment_id: i64, version: i64) -> BoxFuture<'_, Result<(), AgendaError>> {
         Box::pin(self.set_status(appointment_id, version, "confirmed"))
     }

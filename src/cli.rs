@@ -252,6 +252,26 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 settings.exams.len(),
                 settings.policies.len()
             );
+            for s in settings.sites.values() {
+                let (kind, caps) = match &s.fhir {
+                    Some(f) => (
+                        format!("fhir {}", f.base_url),
+                        "reads its window, confirms, frees slots unless the server does, If-Match writes",
+                    ),
+                    None => (
+                        "builtin".to_string(),
+                        "imported appointments, confirms, frees slots",
+                    ),
+                };
+                let provider = match s.provider.unwrap_or(settings.provider) {
+                    config::ProviderKind::Sandbox => "sandbox",
+                    config::ProviderKind::Twilio => "twilio",
+                };
+                println!(
+                    "site {} ({}): provider {provider}; agenda {kind}: {caps}",
+                    s.id, s.tz
+                );
+            }
             let site = settings
                 .sites
                 .values()

@@ -210,6 +210,15 @@ impl Engine {
         Ok(self)
     }
 
+    /// What each site's agenda connector can do (logged at start-up).
+    pub fn agenda_capabilities(&self) -> Vec<(String, crate::agenda::Capabilities)> {
+        self.settings
+            .sites
+            .keys()
+            .map(|id| (id.clone(), self.agenda_for(id).capabilities()))
+            .collect()
+    }
+
     fn agenda_for(&self, site_id: &str) -> &dyn Agenda {
         match self.site_agendas.get(site_id) {
             Some(a) => a.as_ref(),

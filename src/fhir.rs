@@ -577,6 +577,15 @@ fn add_tag(r: &mut Value, system: &str, code: &str) {
 }
 
 impl Agenda for FhirAgenda {
+    fn capabilities(&self) -> crate::agenda::Capabilities {
+        crate::agenda::Capabilities {
+            reads_window: true,
+            confirms: true,
+            releases_slots: !self.client.settings.server_manages_slots,
+            versioned_writes: true,
+        }
+    }
+
     fn confirm(&self, appointment_id: i64, version: i64) -> BoxFuture<'_, Result<(), AgendaError>> {
         Box::pin(async move {
             let use_pending = self.client.settings.use_pending;

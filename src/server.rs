@@ -129,6 +129,9 @@ pub async fn run(engine: Engine, roles: Roles, shutdown: CancellationToken) -> R
         });
     }
     if roles.worker {
+        for (site, caps) in engine.agenda_capabilities() {
+            tracing::info!(site, ?caps, "agenda connector");
+        }
         spawn_worker(&mut tasks, engine.clone(), shutdown.clone()).await?;
     }
     while let Some(res) = tasks.join_next().await {

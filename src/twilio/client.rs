@@ -24,8 +24,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct TwilioSettings {
@@ -154,7 +154,7 @@ impl TwilioClient {
             map.insert(sender.to_string(), next + gap);
             next
         };
-        tokio::time::sleep_until(slot.into()).await;
+        tokio::time::sleep_until(slot).await;
     }
 
     /// The form of one outbound message or call.
@@ -437,5 +437,104 @@ impl Provider for TwilioClient {
                     }))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(rate: f64) -> TwilioClient {
+        TwilioClient::new(TwilioSettings {
+            base_url: "http://127.0.0.1:9".into(),
+            account_sid: "AC00000000000000000000000000000000".into(),
+            auth_token: SecretString::from("token"),
+            public_url: "http://127.0.0.1:8080".into(),
+            messages_per_second: rate,
+            max_in_flight: 4,
+            timeout: std::time::Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    /// Virtual time: the limiter's schedule is checked exactly, not timed.
+    #[tokio::test(start_paused = true)]
+    async fn a_sender_never_goes_faster_than_its_configured_rate_and_senders_do_not_wait_for_each_other()
+     {
+        let c = client(20.0);
+        let start = Instant::now();
+        for _ in 0..41 {
+            c.pace("+33700000001").await;
+        }
+        let one = start.elapsed();
+        assert!(
+            one >= std::time::Duration::from_secs(2),
+            "41 sends at 20/s take at least 2 s: {one:?}"
+        );
+        assert!(one < std::time::Duration::from_millis(2100), "{one:?}");
+        let other = Instant::now();
+        c.pace("+33700000002").await;
+        assert!(
+            other.elapsed() < std::time::Duration::from_millis(1),
+            "another sender has its own pace"
+        );
+    }
+
+    #[test]
+    fn error_codes_map_to_what_the_campaign_must_do() {
+        assert!(matches!(
+            map_error_code(21211),
+            ProviderError::InvalidNumber { .. }
+        ));
+        assert!(matches!(
+            map_error_code(21610),
+            ProviderError::OptedOut { .. }
+        ));
+        assert!(matches!(
+            map_error_code(30006),
+            ProviderError::ChannelUnavailable { .. }
+        ));
+        assert!(matches!(
+            map_error_code(63016),
+            ProviderError::ChannelUnavailable { .. }
+        ));
+        assert!(matches!(
+            map_error_code(21606),
+            ProviderError::Configuration { .. }
+        ));
+        assert!(matches!(
+            map_error_code(20429),
+            ProviderError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            map_error_code(30001),
+            ProviderError::Transient { .. }
+        ));
+    }
+
+    #[test]
+    fn a_call_asks_for_every_status_event_and_async_machine_detection() {
+        let c = client(1.0);
+        let m = Outbound {
+            client_ref: "c1-s2-a0".into(),
+            channel: Channel::Call,
+            from: "+33142000001".into(),
+            to: crate::domain::types::PhoneNumber::parse("+33612345678").unwrap(),
+            body: String::new(),
+            recorded_at: Utc::now(),
+            template: None,
+        };
+        let f = c.form(&m);
+        let events: Vec<&str> = f
+            .iter()
+            .filter(|(k, _)| k == "StatusCallbackEvent")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(events, ["initiated", "ringing", "answered", "completed"]);
+        assert!(
+            f.iter().any(|(k, v)| k == "Url"
+                && v.ends_with("/webhooks/twilio/voice/answer?attempt=c1-s2-a0"))
+        );
+        assert!(f.iter().any(|(k, v)| k == "AsyncAmd" && v == "true"));
     }
 }

@@ -404,7 +404,12 @@ async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind)
 }
 
 /// Runs `rappel serve` as a real process against the test database.
-fn serve(app: &TestApp, crash_point: Option<&str>, log: &std::path::Path) -> std::process::Child {
+fn serve(
+    app: &TestApp,
+    crash_point: Option<&str>,
+    log: &std::path::Path,
+    port: u16,
+) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"));
     cmd.arg("serve")
         .env(
@@ -412,13 +417,15 @@ fn serve(app: &TestApp, crash_point: Option<&str>, log: &std::path::Path) -> std
             concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
         )
         .env("RAPPEL__DATABASE__URL", &app.db_url)
-        .env("RAPPEL__SERVER__BIND", "127.0.0.1:0")
+        .env("RAPPEL__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("RAPPEL__SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RAPPEL__CLOCK__START", app.now().to_rfc3339())
         .env("RAPPEL__WORKER__CLAIM_LEASE_SECS", "1")
         .env("RAPPEL__WORKER__SWEEP_INTERVAL_MS", "100")
         .env("RAPPEL__WORKER__PLANNER_INTERVAL_SECS", "1")
         .env("RAPPEL__WORKER__BATCH_SIZE", "25")
-        .env("RUST_LOG", "debug")
+        // Rappel's own code at its most verbose, its libraries at debug.
+        .env("RUST_LOG", "debug,rappel=trace")
         .stdout(std::process::Stdio::null())
         .stderr(
             std::fs::OpenOptions::new()
@@ -455,7 +462,7 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
     for point in ["after_record", "after_send"] {
-        let mut child = serve(&app, Some(point), &log);
+        let mut child = serve(&app, Some(point), &log, 0);
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
             .unwrap()
@@ -463,11 +470,16 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
         assert!(!status.success(), "the process must have died at {point}");
     }
     // A plain kill -9 in the middle of the work, then a clean run to the end.
-    let mut child = serve(&app, None, &log);
+    let mut child = serve(&app, None, &log, 0);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut child = serve(&app, None, &log);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = serve(&app, None, &log, port);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
     loop {
         let sent = app
@@ -478,32 +490,54 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // A patient answers through the running server; neither the number nor the words may be logged.
+    let r = app
+        .http
+        .post(format!("http://127.0.0.1:{port}/admin/sandbox/replies"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"from": "+33610000007", "body": "oui je viens, mot-secret-de-test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     child.kill().unwrap();
     child.wait().unwrap();
     // No lost step: every campaign's first SMS went out. No double send: one provider message
-    // per attempt key.
+    // per attempt key (the n requests and the one acknowledgement of the reply).
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM attempts WHERE state = 'sent'")
+        app.scalar("SELECT COUNT(*) FROM attempts WHERE purpose = 'request' AND state = 'sent'")
             .await,
         n as i64
     );
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM sandbox_messages").await,
-        n as i64
+        n as i64 + 1
     );
     assert_eq!(
         app.scalar("SELECT COUNT(DISTINCT client_ref) FROM sandbox_messages")
             .await,
-        n as i64
+        n as i64 + 1
     );
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'")
             .await,
-        n as i64
+        n as i64 - 1
     );
-    // And the logs, at debug level, never show a full number.
+    // And the logs, at trace level, never show a full number or a message body.
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("crash point after_record reached"));
+    assert!(
+        logs.contains("reply handled"),
+        "the reply went through the server"
+    );
+    assert!(
+        !logs.contains("mot-secret-de-test"),
+        "a reply body leaked into the logs"
+    );
+    assert!(
+        !logs.contains("Imagerie Paris Nord :"),
+        "a message body leaked into the logs"
+    );
     for i in 0..n {
         assert!(
             !logs.contains(&format!("336100{i:05}")),
