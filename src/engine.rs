@@ -1161,68 +1161,84 @@ impl Engine {
         self.templates.render(&c.locale, template, &ctx)
     }
 
+    /// Rows of `sql` for a set of phone numbers, 500 at a time. `sql` gets the placeholder list
+    /// (`$2, $3, …`); `$1` is `since`.
+    async fn rows_by_phone(
+        &self,
+        sql: impl Fn(&str) -> String,
+        since: i64,
+        phones: &[String],
+    ) -> Result<Vec<AnyRow>> {
+        let mut out = Vec::new();
+        for chunk in phones.chunks(500) {
+            let mut q =
+                sqlx::query(sqlx::AssertSqlSafe(sql(&placeholders(2, chunk.len())))).bind(since);
+            for p in chunk {
+                q = q.bind(p.clone());
+            }
+            out.extend(q.fetch_all(&self.db.pool).await?);
+        }
+        Ok(out)
+    }
+
     async fn touches_since(
         &self,
         phones: &[String],
         since: DateTime<Utc>,
     ) -> Result<HashMap<String, Vec<(Channel, i64)>>> {
+        let rows = self
+            .rows_by_phone(
+                |ph| {
+                    format!(
+                        "SELECT phone, channel, created_at FROM attempts WHERE purpose = 'request' AND created_at >= $1 \
+                         AND state <> 'refused' AND phone IN ({ph})"
+                    )
+                },
+                since.timestamp(),
+                phones,
+            )
+            .await?;
         let mut out: HashMap<String, Vec<(Channel, i64)>> = HashMap::new();
-        for chunk in phones.chunks(500) {
-            let sql = format!(
-                "SELECT phone, channel, created_at FROM attempts WHERE purpose = 'request' AND created_at >= $1 \
-                 AND state <> 'refused' AND phone IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since.timestamp());
-            for p in chunk {
-                q = q.bind(p.clone());
-            }
-            for r in q.fetch_all(&self.db.pool).await? {
-                let ch: String = r.try_get("channel")?;
-                out.entry(r.try_get("phone")?).or_default().push((
-                    Channel::parse(&ch).unwrap_or(Channel::Sms),
-                    r.try_get("created_at")?,
-                ));
-            }
+        for r in rows {
+            let ch: String = r.try_get("channel")?;
+            out.entry(r.try_get("phone")?).or_default().push((
+                Channel::parse(&ch).unwrap_or(Channel::Sms),
+                r.try_get("created_at")?,
+            ));
         }
         Ok(out)
     }
 
     async fn opted_out(&self, phones: &[String]) -> Result<HashSet<(String, String)>> {
-        let mut out = HashSet::new();
-        for chunk in phones.chunks(500) {
-            let sql = format!(
-                "SELECT phone, site_id FROM opt_outs WHERE phone IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                q = q.bind(p.clone());
-            }
-            for r in q.fetch_all(&self.db.pool).await? {
-                out.insert((r.try_get("phone")?, r.try_get("site_id")?));
-            }
-        }
-        Ok(out)
+        let rows = self
+            .rows_by_phone(
+                |ph| format!("SELECT phone, site_id FROM opt_outs WHERE created_at >= $1 AND phone IN ({ph})"),
+                i64::MIN,
+                phones,
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("phone")?, r.try_get("site_id")?)))
+            .collect()
     }
 
     /// When each number last wrote to us (Unix seconds).
     async fn last_inbound(&self, phones: &[String]) -> Result<HashMap<String, i64>> {
-        let mut out = HashMap::new();
-        for chunk in phones.chunks(500) {
-            let sql = format!(
-                "SELECT phone, MAX(received_at) AS t FROM replies WHERE phone IN ({}) GROUP BY phone",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                q = q.bind(p.clone());
-            }
-            for r in q.fetch_all(&self.db.pool).await? {
-                out.insert(r.try_get("phone")?, r.try_get::<i64, _>("t")?);
-            }
-        }
-        Ok(out)
+        let rows = self
+            .rows_by_phone(
+                |ph| {
+                    format!(
+                        "SELECT phone, MAX(received_at) AS t FROM replies WHERE received_at >= $1 \
+                         AND phone IN ({ph}) GROUP BY phone"
+                    )
+                },
+                i64::MIN,
+                phones,
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("phone")?, r.try_get::<i64, _>("t")?)))
+            .collect()
     }
 
     /// Start instants of the active followers of each lead.
