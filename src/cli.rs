@@ -2,7 +2,7 @@
 
 use crate::config::{self, Settings};
 use crate::domain::reply::{self, Lang};
-use crate::server::{self, Roles};
+use crate::app::{self, Roles};
 use crate::templates::{self, Templates};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -130,10 +130,10 @@ fn load_settings(dir: Option<&std::path::Path>) -> Result<Settings> {
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve { no_worker } => {
-            let engine = server::build_engine(load_settings(cli.config.as_deref())?, None).await?;
+            let engine = app::build_engine(load_settings(cli.config.as_deref())?, None).await?;
             let token = CancellationToken::new();
-            server::cancel_on_signal(token.clone());
-            server::run(
+            app::cancel_on_signal(token.clone());
+            app::run(
                 engine,
                 Roles {
                     http: true,
@@ -144,10 +144,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             .await?;
         }
         Command::Worker => {
-            let engine = server::build_engine(load_settings(cli.config.as_deref())?, None).await?;
+            let engine = app::build_engine(load_settings(cli.config.as_deref())?, None).await?;
             let token = CancellationToken::new();
-            server::cancel_on_signal(token.clone());
-            server::run(
+            app::cancel_on_signal(token.clone());
+            app::run(
                 engine,
                 Roles {
                     http: false,
@@ -175,8 +175,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let engine = server::build_engine(settings, None).await?;
-            let report = crate::agenda::write_appointments(&engine, &appts).await?;
+            let engine = app::build_engine(settings, None).await?;
+            let report = engine.write_appointments(&appts).await?;
             let planned = engine.plan().await?;
             println!(
                 "imported {} appointments: {} new, {} moved, {} cancelled, {} unchanged; {} campaigns opened",
@@ -198,7 +198,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ("fhir", None) => anyhow::bail!("--agenda fhir needs --fhir-url"),
                 _ => None,
             };
-            crate::demo::run_with(seed, fhir).await?;
+            crate::tools::demo::run_with(seed, fhir).await?;
         }
         Command::Bench {
             appointments,
@@ -209,7 +209,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             if !matches!(provider.as_str(), "sandbox" | "twilio-fake") {
                 anyhow::bail!("--provider: unknown provider '{provider}' (sandbox, twilio-fake)");
             }
-            crate::bench::run(appointments, database, replies, &provider).await?;
+            crate::tools::bench::run(appointments, database, replies, &provider).await?;
         }
         Command::Classify { lang, site } => {
             let lang = lang.as_deref().and_then(Lang::parse);
@@ -323,8 +323,6 @@ fn sample_context(
         .values()
         .max_by_key(|s| s.name.chars().count())
         .unwrap_or(site);
-    let at = chrono::Utc::now();
-    let (date, time) = templates::date_time(longest, locale, at);
     let preparation = settings
         .exams
         .values()
@@ -332,16 +330,8 @@ fn sample_context(
         .max_by_key(|p| p.chars().count())
         .unwrap_or_default();
     templates::MessageContext {
-        centre: longest.name.clone(),
-        centre_phone: longest
-            .phone
-            .as_ref()
-            .map(|p| p.as_e164().to_string())
-            .unwrap_or_default(),
-        date,
-        time,
-        appointments: vec![],
         preparation,
         late: true,
+        ..templates::MessageContext::new(longest, locale, chrono::Utc::now())
     }
 }

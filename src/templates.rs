@@ -75,6 +75,27 @@ pub struct MessageContext {
     pub late: bool,
 }
 
+impl MessageContext {
+    /// The context of one appointment of `site` starting at `start`, in `locale`: centre, its
+    /// number, date and time; no list, no preparation, not late (callers add what they need).
+    pub fn new(site: &Site, locale: &str, start: DateTime<Utc>) -> MessageContext {
+        let (date, time) = date_time(site, locale, start);
+        MessageContext {
+            centre: site.name.clone(),
+            centre_phone: site
+                .phone
+                .as_ref()
+                .map(|p| p.as_e164().to_string())
+                .unwrap_or_default(),
+            date,
+            time,
+            appointments: Vec::new(),
+            preparation: String::new(),
+            late: false,
+        }
+    }
+}
+
 const FR_DAYS: [&str; 7] = [
     "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
 ];

@@ -15,7 +15,7 @@
 use super::policy::{Calendars, Policy, next_local_day};
 use super::reply::Intent;
 use super::types::{CampaignState, Channel};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// What the state machine knows of one campaign.
 #[derive(Debug, Clone, PartialEq)]
@@ -260,6 +260,112 @@ pub fn decide(
         Event::CallEnded(_) => Transition::stay(c),
         Event::LeadClosed(_) => Transition::stay(c),
     }
+}
+
+/// How the planner opens the campaign of a booked appointment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opening {
+    /// No usable number: a secretary is told, nothing is sent.
+    InvalidContact,
+    /// A second appointment of the same patient on the same local day, while the first one's
+    /// campaign has not sent yet: it joins that lead (one message names both) and mirrors it.
+    Follower,
+    /// A campaign of its own, scheduled (or unreachable) as the policy says.
+    Lead(Transition),
+}
+
+impl Opening {
+    /// The state the campaign is created in.
+    pub fn state(&self) -> CampaignState {
+        match self {
+            Opening::InvalidContact => CampaignState::InvalidContact,
+            Opening::Follower => CampaignState::Scheduled,
+            Opening::Lead(t) => t.state,
+        }
+    }
+
+    /// When its first step falls due.
+    pub fn due(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Opening::Lead(t) => t.commands.iter().find_map(|cmd| match cmd {
+                Command::Schedule { at, .. } => Some(*at),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The note a secretary gets at once, if any.
+    pub fn note(&self) -> Option<NoteReason> {
+        match self {
+            Opening::InvalidContact => Some(NoteReason::InvalidContact),
+            Opening::Follower => None,
+            Opening::Lead(t) => t.commands.iter().find_map(|cmd| match cmd {
+                Command::Note(reason) => Some(*reason),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// Opens a campaign: `has_phone` says whether the appointment has a usable number,
+/// `joins_lead` whether a lead of the same patient and day is waiting to send.
+pub fn opening(
+    c: &Campaign,
+    has_phone: bool,
+    joins_lead: bool,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Opening {
+    if !has_phone {
+        Opening::InvalidContact
+    } else if joins_lead {
+        Opening::Follower
+    } else {
+        Opening::Lead(decide(c, &Event::Opened, now, policy, cals))
+    }
+}
+
+/// Whether a lead's change from `before` to `after` closes its active followers with it (they
+/// receive [`Event::LeadClosed`]): a lead that ends without an answer (nobody reached, no usable
+/// number, the number opted out) ends the same-day group; a reply answers for every follower
+/// through its own event instead.
+pub fn lead_closes_followers(before: CampaignState, after: CampaignState) -> bool {
+    before.is_active()
+        && matches!(
+            after,
+            CampaignState::Unreachable | CampaignState::InvalidContact | CampaignState::OptedOut
+        )
+}
+
+/// What reply routing knows of a campaign of the replying number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteCandidate {
+    pub id: i64,
+    pub state: CampaignState,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The campaign a reply from a number belongs to, among its lead campaigns touched within
+/// [`super::policy::REPLY_ROUTING_WINDOW`]: the open conversation (awaiting a reply) first; else
+/// the latest closed one (a second reply after a confirm or a cancel); a campaign that has not
+/// sent yet last. Ties go to the most recently updated, then to the newest.
+pub fn route_reply(candidates: &[RouteCandidate]) -> Option<i64> {
+    let rank = |c: &RouteCandidate| match c.state {
+        CampaignState::AwaitingReply => 0,
+        CampaignState::Scheduled => 2,
+        _ => 1,
+    };
+    candidates
+        .iter()
+        .min_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then(b.updated_at.cmp(&a.updated_at))
+                .then(b.id.cmp(&a.id))
+        })
+        .map(|c| c.id)
 }
 
 fn upstream(c: &Campaign, change: Upstream) -> Transition {
@@ -508,7 +614,7 @@ fn send_failed(
     match f {
         SendFailure::Transient { retry_at } => retry(retry_at),
         SendFailure::Configuration => {
-            let mut t = retry(now + Duration::minutes(15));
+            let mut t = retry(now + super::policy::CONFIGURATION_PAUSE);
             t.commands
                 .push(Command::Note(NoteReason::ProviderConfiguration));
             t

@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod campaign;
+pub mod contact;
 pub mod policy;
 pub mod reply;
 pub mod types;

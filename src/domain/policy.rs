@@ -217,3 +217,58 @@ pub fn from_unix(secs: i64) -> DateTime<Utc> {
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
+
+// -------------------------------------------------------------------------------------------
+// Delays. Every retry and backoff number of Rappel lives here (or in the configuration), each
+// with the reason for its value.
+
+/// A provider's transient error (5xx, timeout) without `Retry-After`: Twilio's incidents last
+/// minutes, and a step retried sooner would only add load to a struggling API.
+pub const TRANSIENT_RETRY: Duration = Duration::minutes(5);
+/// A 429 without `Retry-After`: Twilio's queue drains in seconds to a minute.
+pub const RATE_LIMITED_RETRY: Duration = Duration::minutes(1);
+/// A configuration error (a sender not allowed, an unverified number): a person must fix it, so
+/// the campaign pauses and a secretary is told; 15 min lets the fix land before the next try.
+pub const CONFIGURATION_PAUSE: Duration = Duration::minutes(15);
+/// A refused acknowledgement is sent again after this long (the patient already answered: a
+/// few minutes late is fine, a hammering loop is not).
+pub const ACK_RETRY_AFTER: Duration = Duration::minutes(5);
+/// The agenda outbox doubles its delay per failed try up to this cap: a FHIR server down for
+/// the night is tried hourly, not every few seconds.
+pub const OUTBOX_BACKOFF_CAP: Duration = Duration::hours(1);
+/// How far back reply routing looks for the campaign a reply answers: a second reply after a
+/// confirm or a cancel comes within days.
+pub const REPLY_ROUTING_WINDOW: Duration = Duration::days(7);
+/// WhatsApp allows free text only within 24 h of the patient's last message; outside it a
+/// conversation is opened with an approved template.
+pub const WHATSAPP_SESSION: Duration = Duration::hours(24);
+/// A provider's own pause after a 5xx it answered (the Twilio client, the sandbox's faults).
+pub const PROVIDER_SERVER_ERROR_RETRY: Duration = Duration::seconds(30);
+/// A 429 whose `Retry-After` is missing, inside the Twilio client (before the step-level
+/// [`RATE_LIMITED_RETRY`]).
+pub const PROVIDER_RATE_LIMIT_RETRY: Duration = Duration::seconds(1);
+/// Reconciliation looks for a provider's message or call from this long before the attempt was
+/// recorded: the provider's clock and ours may differ by seconds.
+pub const RECONCILE_CLOCK_SLACK: Duration = Duration::minutes(1);
+
+/// The delay before outbox try `tries + 1` (tries ≥ 1): `base` doubled per failed try, capped
+/// at [`OUTBOX_BACKOFF_CAP`].
+pub fn outbox_backoff(base: Duration, tries: i64) -> Duration {
+    let doublings = (tries.clamp(1, 13) - 1) as i32;
+    (base * (1i32 << doublings)).min(OUTBOX_BACKOFF_CAP)
+}
+
+#[cfg(test)]
+mod delay_tests {
+    use super::*;
+
+    #[test]
+    fn outbox_backoff_doubles_per_try_and_stops_at_one_hour() {
+        let base = Duration::seconds(30);
+        assert_eq!(outbox_backoff(base, 1), Duration::seconds(30));
+        assert_eq!(outbox_backoff(base, 2), Duration::seconds(60));
+        assert_eq!(outbox_backoff(base, 4), Duration::seconds(240));
+        assert_eq!(outbox_backoff(base, 9), Duration::hours(1));
+        assert_eq!(outbox_backoff(base, 40), Duration::hours(1));
+    }
+}

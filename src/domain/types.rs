@@ -3,6 +3,7 @@
 //! at the edge with the field it came from, never deep inside a campaign.
 
 use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
 use std::fmt;
 
 /// How a patient is reached. Stored as text (`sms`, `whatsapp`, `call`).
@@ -249,6 +250,20 @@ impl fmt::Debug for PhoneNumber {
     }
 }
 
+impl TryFrom<String> for Channel {
+    type Error = String;
+    fn try_from(s: String) -> Result<Channel, String> {
+        Channel::parse(&s).ok_or_else(|| format!("unknown channel '{s}'"))
+    }
+}
+
+impl TryFrom<String> for CampaignState {
+    type Error = String;
+    fn try_from(s: String) -> Result<CampaignState, String> {
+        CampaignState::parse(&s).ok_or_else(|| format!("unknown campaign state '{s}'"))
+    }
+}
+
 impl TryFrom<String> for PhoneNumber {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
@@ -281,6 +296,23 @@ pub fn parse_identifier(raw: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_string())
+}
+
+/// A checked appointment, ready to write.
+#[derive(Debug, Clone)]
+pub struct Appointment {
+    pub external_id: String,
+    pub site_id: String,
+    pub exam_code: String,
+    pub starts_at: DateTime<Utc>,
+    pub duration_min: u32,
+    pub patient_name: String,
+    pub phone: Option<PhoneNumber>,
+    pub locale: String,
+    pub channel: Channel,
+    pub cancelled: bool,
+    /// The external agenda's resource (JSON) and version, for write-backs (FHIR).
+    pub source: Option<(String, String)>,
 }
 
 #[cfg(test)]

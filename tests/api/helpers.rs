@@ -154,7 +154,7 @@ pub async fn spawn_configured(
     });
     let settings = config::load_from(&layers, &[]).expect("test config");
     let clock = Arc::new(ManualClock::new(clock_at));
-    let engine = rappel::server::build_engine(settings, Some(clock.clone()))
+    let engine = rappel::app::build_engine(settings, Some(clock.clone()))
         .await
         .expect("engine");
     let router = rappel::http::router(engine.clone());
@@ -196,7 +196,7 @@ impl TestApp {
     pub async fn import(&self, csv: &str) -> rappel::agenda::ImportReport {
         let appts = rappel::agenda::parse_import("test.csv", csv, &self.engine.settings)
             .expect("valid import");
-        rappel::agenda::write_appointments(&self.engine, &appts)
+        self.engine.write_appointments(&appts)
             .await
             .expect("write")
     }
@@ -259,6 +259,7 @@ impl TestApp {
     ) -> InboundOutcome {
         self.engine
             .handle_inbound(Inbound {
+                to: None,
                 provider_id: id.to_string(),
                 from: PhoneNumber::parse(phone).expect("phone"),
                 channel: Channel::Sms,

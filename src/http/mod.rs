@@ -4,7 +4,10 @@
 //! 500 logged once here; validation errors name the field. Phone numbers are masked in every
 //! response but the notes' own (secretaries call the patient back), and no body is logged.
 
-use crate::agenda::{self, AppointmentInput};
+pub mod webhooks;
+pub mod signature;
+
+use crate::agenda::AppointmentInput;
 use crate::domain::campaign::Upstream;
 use crate::domain::types::{Channel, PhoneNumber, mask_phone};
 use crate::engine::{Engine, Inbound};
@@ -76,7 +79,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/admin/notes/{id}/resolve", post(resolve_note))
         .route("/admin/stats", get(stats))
         .route("/admin/sandbox/replies", post(sandbox_reply))
-        .merge(crate::twilio::webhooks::routes())
+        .merge(crate::http::webhooks::routes())
         .with_state(engine)
 }
 
@@ -146,7 +149,7 @@ async fn upsert_appointments(
         })?;
         appts.push(a);
     }
-    let report = agenda::write_appointments(&e, &appts).await?;
+    let report = e.write_appointments(&appts).await?;
     let planned = e.plan().await?;
     Ok(Json(
         json!({"import": report, "campaigns_opened": planned.opened}),
@@ -386,7 +389,7 @@ async fn resolve_note(
 
 async fn stats(State(e): State<Engine>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&e, &headers)?;
-    let summary = crate::demo::Summary::read(&e.db).await?;
+    let summary = crate::store::stats::Summary::read(&e.db).await?;
     Ok(Json(
         serde_json::to_value(summary).map_err(anyhow::Error::from)?,
     ))
@@ -426,6 +429,7 @@ async fn sandbox_reply(
     };
     let out = e
         .handle_inbound(Inbound {
+            to: None,
             provider_id: r
                 .id
                 .unwrap_or_else(|| format!("SBIN{}", uuid::Uuid::new_v4().simple())),

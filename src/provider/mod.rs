@@ -10,6 +10,8 @@
 //! (standing in for the provider's message log, so reconciliation asks it exactly as it would ask
 //! Twilio) and sends nothing. In the demo a simulated population listens to what it accepts.
 
+pub mod twilio;
+
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::store::{Db, placeholders};
 use anyhow::Result;

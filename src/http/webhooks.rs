@@ -150,6 +150,7 @@ async fn inbound(
         .unwrap_or_default();
     let mut msg = Inbound::text(sid, from, channel, text);
     msg.intent = button;
+    msg.to = form.get("To").map(str::to_string);
     match e.handle_inbound(msg).await {
         Ok(_) => empty_twiml(),
         Err(err) => internal(err),

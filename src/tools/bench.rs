@@ -106,7 +106,7 @@ pub async fn run(
             .await?;
     }
     let provider: Arc<dyn crate::provider::Provider> = match &settings.twilio {
-        Some(t) => Arc::new(crate::twilio::client::TwilioClient::new(t.clone())?),
+        Some(t) => Arc::new(crate::provider::twilio::TwilioClient::new(t.clone())?),
         None => Arc::new(Sandbox::new(db.clone())),
     };
     let engine = Engine::new(
@@ -141,7 +141,7 @@ pub async fn run(
         );
     }
     for chunk in appts.chunks(5_000) {
-        crate::agenda::write_appointments(&engine, chunk).await?;
+        engine.write_appointments(chunk).await?;
     }
     // A running system has statistics (autovacuum, or the ANALYZE of `migrate`); a table filled
     // in seconds does not yet, and PostgreSQL then plans the batch queries as for an empty table.
@@ -178,6 +178,7 @@ pub async fn run(
     for i in 0..replies.min(n) {
         let idx = (i * (n / replies.min(n).max(1))).min(n - 1);
         let msg = Inbound {
+            to: None,
             provider_id: format!("SMBENCH{i}"),
             from: PhoneNumber::parse(&format!("+336{:08}", idx)).map_err(|e| anyhow::anyhow!(e))?,
             channel: Channel::Sms,

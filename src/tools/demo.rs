@@ -13,83 +13,23 @@ use crate::domain::types::Channel;
 use crate::engine::{Engine, Inbound};
 use crate::provider::{Sandbox, SandboxSent};
 use crate::store::Db;
+use crate::store::stats::Summary;
 use crate::templates::Templates;
 use anyhow::Result;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
-use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What a campaign run achieved; printed by the demo and served by `/admin/stats`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    pub appointments: i64,
-    pub messages_sent: i64,
-    pub calls_placed: i64,
-    pub acknowledgements: i64,
-    pub confirmed: i64,
-    pub cancelled: i64,
-    pub slots_released: i64,
-    pub reschedule_requested: i64,
-    pub escalated_to_secretaries: i64,
-    pub unreachable: i64,
-    pub opted_out: i64,
-    pub invalid_contact: i64,
-    pub still_active: i64,
-    pub confirmation_rate: f64,
-    pub states: BTreeMap<String, i64>,
-    pub reply_intents: BTreeMap<String, i64>,
+/// The demo prints the summary as a table.
+trait PrintSummary {
+    fn print(&self);
 }
 
-impl Summary {
-    pub async fn read(db: &Db) -> Result<Summary> {
-        let one = |sql: &'static str| {
-            let pool = db.pool.clone();
-            async move {
-                let r = sqlx::query(sql).fetch_one(&pool).await?;
-                Ok::<i64, anyhow::Error>(r.try_get::<i64, _>("n")?)
-            }
-        };
-        let states = crate::engine::state_counts(db).await?;
-        let s = |k: &str| states.get(k).copied().unwrap_or(0);
-        let mut intents = BTreeMap::new();
-        for r in sqlx::query("SELECT intent, COUNT(*) AS n FROM replies GROUP BY intent")
-            .fetch_all(&db.pool)
-            .await?
-        {
-            intents.insert(r.try_get::<String, _>("intent")?, r.try_get::<i64, _>("n")?);
-        }
-        let appointments = one("SELECT COUNT(*) AS n FROM appointments").await?;
-        let confirmed = s("confirmed");
-        Ok(Summary {
-            appointments,
-            messages_sent: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'request' AND channel <> 'call' AND state NOT IN ('sending', 'refused')").await?,
-            calls_placed: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'request' AND channel = 'call' AND state NOT IN ('sending', 'refused')").await?,
-            acknowledgements: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'ack' AND state NOT IN ('sending', 'refused')").await?,
-            confirmed,
-            cancelled: s("cancelled"),
-            slots_released: one("SELECT COUNT(*) AS n FROM outbox WHERE action = 'release' AND state = 'done'").await?,
-            reschedule_requested: s("reschedule_requested"),
-            escalated_to_secretaries: one("SELECT COUNT(*) AS n FROM notes").await?,
-            unreachable: s("unreachable"),
-            opted_out: s("opted_out"),
-            invalid_contact: s("invalid_contact"),
-            still_active: s("scheduled") + s("awaiting_reply"),
-            confirmation_rate: if appointments > 0 {
-                confirmed as f64 / appointments as f64
-            } else {
-                0.0
-            },
-            states,
-            reply_intents: intents,
-        })
-    }
-
-    pub fn print(&self) {
+impl PrintSummary for Summary {
+    fn print(&self) {
         let rows: [(&str, String); 13] = [
             ("appointments", self.appointments.to_string()),
             ("messages sent", self.messages_sent.to_string()),
@@ -349,7 +289,7 @@ fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
 /// Creates the site's appointments on the FHIR server (Patient, Schedule, Slot, Appointment),
 /// as a centre's RIS would hold them.
 async fn seed_fhir(
-    client: &crate::fhir::FhirClient,
+    client: &crate::agenda::fhir::FhirClient,
     appts: &[crate::agenda::Appointment],
     site_name: &str,
 ) -> Result<()> {
@@ -389,7 +329,7 @@ async fn seed_fhir(
 }
 
 /// What the FHIR server holds for the demo day at the end.
-async fn fhir_outcome(client: &crate::fhir::FhirClient, day: NaiveDate) -> Result<()> {
+async fn fhir_outcome(client: &crate::agenda::fhir::FhirClient, day: NaiveDate) -> Result<()> {
     let q = vec![
         ("date".to_string(), format!("ge{day}")),
         ("date".to_string(), format!("lt{}", day + Duration::days(1))),
@@ -488,14 +428,14 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
                 .cloned()
                 .partition(|a| a.site_id == "paris-nord");
             seed_fhir(&agenda.client, &paris_appts, "Imagerie Paris Nord").await?;
-            crate::agenda::write_appointments(&engine, &others).await?;
+            engine.write_appointments(&others).await?;
             println!(
                 "Paris site on the FHIR server: {} appointments created there",
                 paris_appts.len()
             );
         }
         None => {
-            crate::agenda::write_appointments(&engine, &appts).await?;
+            engine.write_appointments(&appts).await?;
         }
     }
     println!(
@@ -531,6 +471,7 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
                 p.answered = true;
                 seq += 1;
                 pending.entry(sent.at + delay).or_default().push(Inbound {
+                    to: None,
                     provider_id: format!("SMDEMO{seq:06}"),
                     from: sent.to.clone(),
                     channel,
@@ -542,7 +483,7 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
         }
         let now = clock.now();
         if now >= next_progress {
-            let s = crate::engine::state_counts(&db).await?;
+            let s = crate::store::stats::state_counts(&db).await?;
             println!(
                 "  {}  confirmed {:>3}  cancelled {:>3}  awaiting {:>3}  to secretaries {:>3}",
                 now.with_timezone(&paris).format("%a %d %b %H:%M"),

@@ -1,7 +1,7 @@
 //! FHIR R4 agenda connector: reads a site's appointments from the centre's FHIR server and
 //! writes confirmations and cancellations back.
 //!
-//! Reading (`sync_site`, run by the planner): `GET [base]/Appointment?date=ge…&date=lt…
+//! Reading (`read_window`, run by the planner through `engine::sync`): `GET [base]/Appointment?date=ge…&date=lt…
 //! &status=booked,pending&_include=Appointment:patient&_count=N`, window bounds in the site's time
 //! zone with that day's real offset, following `link[relation=next]`. The patient's mobile comes
 //! from `Patient.telecom` (`system=phone`, `use=mobile` preferred), the language from
@@ -22,18 +22,17 @@
 //! transaction Bundle where the server supports it, else the Appointment first, then the Slots.
 //! Never DELETE.
 
-use crate::agenda::{Agenda, AgendaError, Appointment, ImportReport};
+use crate::agenda::{Agenda, AgendaError, Appointment};
 use crate::config::{FhirAuth, FhirSettings, Site};
 use crate::domain::calendar::resolve_local;
 use crate::domain::types::{Channel, PhoneNumber};
-use crate::engine::Engine;
-use crate::store::Db;
+use crate::store::{Db, appointments};
+use crate::config::Settings;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::Mutex;
 
@@ -313,39 +312,33 @@ impl FhirAgenda {
         appointment_id: i64,
         version: i64,
     ) -> Result<(String, i64, Versioned), AgendaError> {
-        let row = sqlx::query("SELECT external_id, starts_at, version, source, source_version FROM appointments WHERE id = $1")
-            .bind(appointment_id)
-            .fetch_optional(&self.db.pool)
+        let row = appointments::source_copy(&self.db, appointment_id)
             .await
             .map_err(unavailable)?
             .ok_or(AgendaError::NotFound)?;
-        let current: i64 = row.try_get("version").map_err(unavailable)?;
-        if current != version {
+        if row.version != version {
             return Err(AgendaError::Conflict(format!(
-                "appointment moved (version {version} → {current})"
+                "appointment moved (version {version} → {})",
+                row.version
             )));
         }
-        let source = crate::store::opt_text(&row, "source").ok_or(AgendaError::NotFound)?;
+        let source = row.source.ok_or(AgendaError::NotFound)?;
         let resource: Value = serde_json::from_str(&source).map_err(unavailable)?;
         Ok((
-            row.try_get("external_id").map_err(unavailable)?,
-            row.try_get("starts_at").map_err(unavailable)?,
+            row.external_id,
+            row.starts_at,
             Versioned {
-                version: crate::store::opt_text(&row, "source_version")
-                    .unwrap_or_else(|| version_of(&resource)),
+                version: row.source_version.unwrap_or_else(|| version_of(&resource)),
                 resource,
             },
         ))
     }
 
     async fn keep(&self, appointment_id: i64, v: &Versioned) {
-        let _ =
-            sqlx::query("UPDATE appointments SET source = $1, source_version = $2 WHERE id = $3")
-                .bind(v.resource.to_string())
-                .bind(v.version.clone())
-                .bind(appointment_id)
-                .execute(&self.db.pool)
-                .await;
+        let kept = appointments::keep_source(&self.db, appointment_id, &v.resource.to_string(), &v.version).await;
+        if let Err(e) = kept {
+            tracing::warn!(appointment_id, error = %e, "could not keep the FHIR copy; the next write re-reads it");
+        }
     }
 
     /// Modifies the kept copy and writes it with `If-Match`; on a version conflict re-reads and
@@ -717,18 +710,27 @@ fn language_of(patient: &Value) -> Option<String> {
     })
 }
 
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct SyncReport {
-    pub read: usize,
+/// What one read of a site's FHIR window found.
+#[derive(Debug, Default, Clone)]
+pub struct WindowRead {
+    /// Booked or pending appointments of the window, checked into Rappel's shape.
+    pub appointments: Vec<Appointment>,
+    /// Ids of every appointment the server listed (what is missing from it is gone upstream).
+    pub seen: HashSet<String>,
     pub unknown_exams: usize,
-    pub closed_upstream: usize,
-    pub import: ImportReport,
+    /// The window, Unix seconds `[start, end)`.
+    pub start: i64,
+    pub end: i64,
 }
 
-/// Reads a FHIR site's window and brings the local copy in line (see the module doc).
-pub async fn sync_site(engine: &Engine, site: &Site, client: &FhirClient) -> Result<SyncReport> {
-    let now = engine.now();
-    let (ge, lt, start_ts, end_ts) = window(site, now, engine.settings.horizon_days);
+/// Reads a FHIR site's window (see the module doc); the engine brings the local copy in line.
+pub async fn read_window(
+    settings: &Settings,
+    site: &Site,
+    client: &FhirClient,
+    now: DateTime<Utc>,
+) -> Result<WindowRead> {
+    let (ge, lt, start_ts, end_ts) = window(site, now, settings.horizon_days);
     let entries = client
         .search_all(
             "Appointment",
@@ -756,8 +758,8 @@ pub async fn sync_site(engine: &Engine, site: &Site, client: &FhirClient) -> Res
             _ => {}
         }
     }
-    let catalogue: HashSet<&str> = engine.settings.exams.keys().map(String::as_str).collect();
-    let mut report = SyncReport::default();
+    let catalogue: HashSet<&str> = settings.exams.keys().map(String::as_str).collect();
+    let mut unknown_exams = 0;
     let mut checked = Vec::new();
     let mut seen = HashSet::new();
     for r in appointments {
@@ -776,7 +778,7 @@ pub async fn sync_site(engine: &Engine, site: &Site, client: &FhirClient) -> Res
         };
         let (exam_code, known) = exam_of(&r, &catalogue);
         if !known {
-            report.unknown_exams += 1;
+            unknown_exams += 1;
         }
         let patient_ref = r["participant"]
             .as_array()
@@ -796,8 +798,7 @@ pub async fn sync_site(engine: &Engine, site: &Site, client: &FhirClient) -> Res
         });
         let duration_min = duration
             .filter(|d| (1..=600).contains(d))
-            .or(engine
-                .settings
+            .or(settings
                 .exams
                 .get(&exam_code)
                 .map(|e| e.duration_min))
@@ -816,48 +817,14 @@ pub async fn sync_site(engine: &Engine, site: &Site, client: &FhirClient) -> Res
             source: Some((r.to_string(), version_of(&r))),
         });
     }
-    report.read = checked.len();
-    if report.unknown_exams > 0 {
-        tracing::warn!(site = %site.id, count = report.unknown_exams, "FHIR appointments with exam codes not in the catalogue (default policy used)");
+    if unknown_exams > 0 {
+        tracing::warn!(site = %site.id, count = unknown_exams, "FHIR appointments with exam codes not in the catalogue (default policy used)");
     }
-    report.import = crate::agenda::write_appointments(engine, &checked).await?;
-    // What is no longer booked upstream in the window closes its campaign.
-    let rows = sqlx::query(
-        "SELECT id, external_id FROM appointments WHERE site_id = $1 AND starts_at >= $2 AND starts_at < $3 \
-         AND status <> 'cancelled' AND source IS NOT NULL",
-    )
-    .bind(site.id.clone())
-    // Only what is still ahead: an appointment that started may be `arrived` or `fulfilled`.
-    .bind(start_ts.max(now.timestamp()))
-    .bind(end_ts)
-    .fetch_all(&engine.db.pool)
-    .await?;
-    let gone: Vec<i64> = rows
-        .iter()
-        .filter(|r| !seen.contains(&r.get::<String, _>("external_id")))
-        .map(|r| r.get::<i64, _>("id"))
-        .collect();
-    if !gone.is_empty() {
-        let mut tx = engine.db.begin().await?;
-        for id in &gone {
-            sqlx::query(
-                "UPDATE appointments SET status = 'cancelled', updated_at = $1 WHERE id = $2",
-            )
-            .bind(now.timestamp())
-            .bind(*id)
-            .execute(&mut *tx)
-            .await?;
-            engine
-                .apply_upstream(
-                    &mut tx,
-                    *id,
-                    crate::domain::campaign::Upstream::Cancelled,
-                    now,
-                )
-                .await?;
-        }
-        tx.commit().await?;
-        report.closed_upstream = gone.len();
-    }
-    Ok(report)
+    Ok(WindowRead {
+        appointments: checked,
+        seen,
+        unknown_exams,
+        start: start_ts,
+        end: end_ts,
+    })
 }

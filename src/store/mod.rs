@@ -7,6 +7,17 @@
 //! so here. SQLite has one writer: write transactions begin `IMMEDIATE` so that two writers queue
 //! on the busy timeout instead of failing on a lock upgrade.
 
+pub mod appointments;
+pub mod attempts;
+pub mod campaigns;
+pub mod events;
+pub mod notes;
+pub mod opt_outs;
+pub mod outbox;
+pub mod replies;
+pub mod sql;
+pub mod stats;
+
 use anyhow::{Context, Result};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -8,17 +8,18 @@
 //! `cancelled_upstream`. A status set by the patient through Rappel (confirmed, cancelled) is
 //! not undone by re-importing the same unchanged row.
 
+pub mod fhir;
+
 use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
-use crate::domain::campaign::Upstream;
 use crate::domain::types::{Channel, PhoneNumber, parse_identifier};
-use crate::engine::Engine;
-use crate::store::{Db, Tx};
+use crate::clock::Clock;
+use crate::store::{Db, appointments};
+use std::sync::Arc;
 use anyhow::Result;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use sqlx::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgendaError {
@@ -52,23 +53,20 @@ pub trait Agenda: Send + Sync {
 
 pub struct BuiltinAgenda {
     db: Db,
+    clock: Arc<dyn Clock>,
 }
 
 impl BuiltinAgenda {
-    pub fn new(db: Db) -> BuiltinAgenda {
-        BuiltinAgenda { db }
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> BuiltinAgenda {
+        BuiltinAgenda { db, clock }
     }
 
     async fn set_status(&self, id: i64, version: i64, to: &str) -> Result<(), AgendaError> {
         let unavailable = |e: sqlx::Error| AgendaError::Unavailable(e.to_string());
-        let row = sqlx::query("SELECT status, version FROM appointments WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
+        let (status, current) = appointments::status_of(&self.db, id)
             .await
             .map_err(unavailable)?
             .ok_or(AgendaError::NotFound)?;
-        let status: String = row.try_get("status").map_err(unavailable)?;
-        let current: i64 = row.try_get("version").map_err(unavailable)?;
         if current != version {
             return Err(AgendaError::Conflict(format!(
                 "appointment moved (version {version} → {current})"
@@ -82,17 +80,10 @@ impl BuiltinAgenda {
                 "appointment already cancelled".into(),
             ));
         }
-        sqlx::query(
-            "UPDATE appointments SET status = $1, updated_at = $2 WHERE id = $3 AND version = $4",
-        )
-        .bind(to.to_string())
-        .bind(Utc::now().timestamp())
-        .bind(id)
-        .bind(version)
-        .execute(&self.db.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        let now = self.clock.now().timestamp();
+        appointments::set_status(&self.db, id, version, to, now)
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -138,22 +129,7 @@ pub struct AppointmentInput {
     pub status: Option<String>,
 }
 
-/// A checked appointment, ready to write.
-#[derive(Debug, Clone)]
-pub struct Appointment {
-    pub external_id: String,
-    pub site_id: String,
-    pub exam_code: String,
-    pub starts_at: DateTime<Utc>,
-    pub duration_min: u32,
-    pub patient_name: String,
-    pub phone: Option<PhoneNumber>,
-    pub locale: String,
-    pub channel: Channel,
-    pub cancelled: bool,
-    /// The external agenda's resource (JSON) and version, for write-backs (FHIR).
-    pub source: Option<(String, String)>,
-}
+pub use crate::domain::types::Appointment;
 
 /// A bad field of an input row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,102 +341,3 @@ pub struct ImportReport {
     pub unchanged: usize,
 }
 
-/// Writes checked appointments in one transaction and moves the campaigns of changed ones.
-pub async fn write_appointments(engine: &Engine, appts: &[Appointment]) -> Result<ImportReport> {
-    let now = engine.now();
-    let mut report = ImportReport::default();
-    let mut tx = engine.db.begin().await?;
-    for a in appts {
-        upsert(engine, &mut tx, a, now, &mut report).await?;
-    }
-    tx.commit().await?;
-    Ok(report)
-}
-
-async fn upsert(
-    engine: &Engine,
-    tx: &mut Tx,
-    a: &Appointment,
-    now: DateTime<Utc>,
-    report: &mut ImportReport,
-) -> Result<()> {
-    let phone = a.phone.as_ref().map(|p| p.as_e164().to_string());
-    let existing = sqlx::query(
-        "SELECT id, starts_at, exam_code, phone, status, version FROM appointments WHERE site_id = $1 AND external_id = $2",
-    )
-    .bind(a.site_id.clone())
-    .bind(a.external_id.clone())
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = existing else {
-        sqlx::query(
-            "INSERT INTO appointments (site_id, external_id, exam_code, starts_at, duration_min, patient_name, phone, \
-               locale, channel_pref, status, version, updated_at, source, source_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13)",
-        )
-        .bind(a.site_id.clone())
-        .bind(a.external_id.clone())
-        .bind(a.exam_code.clone())
-        .bind(a.starts_at.timestamp())
-        .bind(i64::from(a.duration_min))
-        .bind(a.patient_name.clone())
-        .bind(phone)
-        .bind(a.locale.clone())
-        .bind(a.channel.as_str())
-        .bind(if a.cancelled { "cancelled" } else { "booked" })
-        .bind(now.timestamp())
-        .bind(a.source.as_ref().map(|s| s.0.clone()))
-        .bind(a.source.as_ref().map(|s| s.1.clone()))
-        .execute(&mut **tx)
-        .await?;
-        report.created += 1;
-        return Ok(());
-    };
-    let id: i64 = row.try_get("id")?;
-    let status: String = row.try_get("status")?;
-    let version: i64 = row.try_get("version")?;
-    let moved = row.try_get::<i64, _>("starts_at")? != a.starts_at.timestamp()
-        || row.try_get::<String, _>("exam_code")? != a.exam_code
-        || crate::store::opt_text(&row, "phone") != phone;
-    let new_status = if a.cancelled {
-        "cancelled".to_string()
-    } else if moved {
-        "booked".to_string()
-    } else {
-        status.clone()
-    };
-    let new_version = if moved { version + 1 } else { version };
-    sqlx::query(
-        "UPDATE appointments SET exam_code = $1, starts_at = $2, duration_min = $3, patient_name = $4, phone = $5, \
-           locale = $6, channel_pref = $7, status = $8, version = $9, updated_at = $10 WHERE id = $11",
-    )
-    .bind(a.exam_code.clone())
-    .bind(a.starts_at.timestamp())
-    .bind(i64::from(a.duration_min))
-    .bind(a.patient_name.clone())
-    .bind(phone)
-    .bind(a.locale.clone())
-    .bind(a.channel.as_str())
-    .bind(new_status.clone())
-    .bind(new_version)
-    .bind(now.timestamp())
-    .bind(id)
-    .bind(a.source.as_ref().map(|s| s.0.clone()))
-    .bind(a.source.as_ref().map(|s| s.1.clone()))
-    .execute(&mut **tx)
-    .await?;
-    if a.cancelled && status != "cancelled" {
-        engine
-            .apply_upstream(tx, id, Upstream::Cancelled, now)
-            .await?;
-        report.cancelled += 1;
-    } else if moved {
-        engine
-            .apply_upstream(tx, id, Upstream::Superseded, now)
-            .await?;
-        report.moved += 1;
-    } else {
-        report.unchanged += 1;
-    }
-    Ok(())
-}

@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::provider::{Provider, Sandbox};
 use crate::store::{Backend, Db};
 use crate::templates::Templates;
-use crate::twilio::client::TwilioClient;
+use crate::provider::twilio::TwilioClient;
 use anyhow::{Context, Result};
 use apalis::prelude::*;
 use secrecy::ExposeSecret;

@@ -21,9 +21,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub const BUILTIN_DEFAULT: &str = include_str!("../config/default.toml");
-pub const BUILTIN_EXAMS: &str = include_str!("../config/exams.toml");
-pub const BUILTIN_SITES: &str = include_str!("../config/sites.toml");
+pub const BUILTIN_DEFAULT: &str = include_str!("../../config/default.toml");
+pub const BUILTIN_EXAMS: &str = include_str!("../../config/exams.toml");
+pub const BUILTIN_SITES: &str = include_str!("../../config/sites.toml");
 
 /// A configuration error: where (file or environment variable), which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +220,20 @@ struct RawExam {
 // ---------------------------------------------------------------------------------------------
 // Typed settings.
 
+/// The Twilio-compatible provider's settings (`[twilio]`).
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    /// `https://api.twilio.com` or a compatible provider's base URL.
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    /// Public base URL of Rappel's webhooks (status callbacks, TwiML).
+    pub public_url: String,
+    pub messages_per_second: f64,
+    pub max_in_flight: usize,
+    pub timeout: std::time::Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -228,7 +242,7 @@ pub struct Settings {
     pub horizon_days: u32,
     pub provider: ProviderKind,
     /// Set when any site uses the Twilio-compatible provider.
-    pub twilio: Option<crate::twilio::client::TwilioSettings>,
+    pub twilio: Option<TwilioSettings>,
     pub clock: ClockSettings,
     pub templates_dir: Option<PathBuf>,
     pub policies: BTreeMap<String, Policy>,
@@ -398,6 +412,16 @@ impl Site {
 }
 
 impl Settings {
+    /// The site that sends from `to` (the number, short code or service a patient wrote to;
+    /// a `whatsapp:` prefix is ignored).
+    pub fn site_for_sender(&self, to: &str) -> Option<&Site> {
+        let bare = |s: &str| s.trim_start_matches("whatsapp:").to_string();
+        let to = bare(to);
+        self.sites
+            .values()
+            .find(|site| site.senders.values().any(|s| bare(s) == to))
+    }
+
     pub fn site(&self, id: &str) -> Option<&Site> {
         self.sites.get(id)
     }
@@ -850,7 +874,7 @@ fn validate(raw: RawConfig) -> VResult<Settings> {
                 "must be in (0, 10000]",
             );
         }
-        Some(crate::twilio::client::TwilioSettings {
+        Some(TwilioSettings {
             base_url,
             account_sid,
             auth_token: SecretString::from(auth_token),

@@ -17,28 +17,17 @@
 
 use crate::domain::types::Channel;
 use crate::provider::{Accepted, Outbound, Provider, ProviderError};
+pub use crate::config::TwilioSettings;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
-#[derive(Debug, Clone)]
-pub struct TwilioSettings {
-    /// `https://api.twilio.com` or a compatible provider's base URL.
-    pub base_url: String,
-    pub account_sid: String,
-    pub auth_token: SecretString,
-    /// Public base URL of Rappel's webhooks (status callbacks, TwiML).
-    pub public_url: String,
-    pub messages_per_second: f64,
-    pub max_in_flight: usize,
-    pub timeout: std::time::Duration,
-}
 
 pub struct TwilioClient {
     settings: TwilioSettings,
@@ -448,7 +437,7 @@ mod tests {
         TwilioClient::new(TwilioSettings {
             base_url: "http://127.0.0.1:9".into(),
             account_sid: "AC00000000000000000000000000000000".into(),
-            auth_token: SecretString::from("token"),
+            auth_token: secrecy::SecretString::from("token"),
             public_url: "http://127.0.0.1:8080".into(),
             messages_per_second: rate,
             max_in_flight: 4,

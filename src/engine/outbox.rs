@@ -1,0 +1,98 @@
+//! The agenda outbox: confirmations and releases written in the same transaction as the state
+//! change, claimed before they are applied (so the reply path and the timer, or two workers,
+//! never apply the same one twice), and retried with backoff (`policy::outbox_backoff`) until
+//! the agenda accepts them; after `outbox_max_tries`, or at once on a conflict, the row fails
+//! and a secretary gets a note.
+
+use super::Engine;
+use crate::agenda::AgendaError;
+use crate::domain::policy::outbox_backoff;
+use crate::store::notes::{self, NewNote};
+use crate::store::outbox::{self, OutboxRow};
+use crate::store::appointments;
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+/// Write-backs applied per pass of the outbox timer.
+const OUTBOX_BATCH: i64 = 500;
+/// Priority of the note a failed write-back leaves (a secretary fixes the agenda by hand).
+const WRITE_FAILED_PRIORITY: i64 = 2;
+
+impl Engine {
+    /// Applies every due write-back to the agenda.
+    pub async fn drain_outbox(&self) -> Result<usize> {
+        let now = self.now();
+        let rows = outbox::claim(&self.db, None, now.timestamp(), self.outbox_claim_until(now), OUTBOX_BATCH)
+            .await?;
+        self.apply_outbox_rows(rows, now).await
+    }
+
+    /// Applies at once the write-backs of a campaign and its followers (the reply path).
+    pub(super) async fn drain_outbox_for(&self, campaign_id: i64) -> Result<usize> {
+        let now = self.now();
+        let rows = outbox::claim(
+            &self.db,
+            Some(campaign_id),
+            now.timestamp(),
+            self.outbox_claim_until(now),
+            OUTBOX_BATCH,
+        )
+        .await?;
+        self.apply_outbox_rows(rows, now).await
+    }
+
+    /// A claimed write-back is the holder's until the lease ends (a holder that died lets it go).
+    fn outbox_claim_until(&self, now: DateTime<Utc>) -> i64 {
+        (now + self.settings.worker.claim_lease).timestamp()
+    }
+
+    async fn apply_outbox_rows(&self, rows: Vec<OutboxRow>, now: DateTime<Utc>) -> Result<usize> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for r in rows {
+            let agenda = self.agenda_for(&r.site_id);
+            let res = if r.action == "confirm" {
+                agenda.confirm(r.appointment_id, r.appointment_version).await
+            } else {
+                agenda.release(r.appointment_id, r.appointment_version).await
+            };
+            if res.is_ok() {
+                // The local copy follows (the built-in agenda already did).
+                appointments::follow_write_back(&self.db, r.appointment_id, r.appointment_version, &r.action)
+                    .await?;
+            }
+            outcomes.push((r, res));
+        }
+        let n = outcomes.len();
+        let mut tx = self.db.begin().await?;
+        for (r, res) in outcomes {
+            let tries = r.tries + 1;
+            let Err(e) = res else {
+                outbox::done(&mut tx, r.id, tries, now.timestamp()).await?;
+                continue;
+            };
+            let permanent = matches!(e, AgendaError::Conflict(_) | AgendaError::NotFound);
+            if permanent || tries >= i64::from(self.settings.worker.outbox_max_tries) {
+                outbox::failed(&mut tx, r.id, tries, &e.to_string()).await?;
+                let note = NewNote {
+                    site_id: r.site_id.clone(),
+                    campaign_id: Some(r.campaign_id),
+                    reply_id: None,
+                    priority: WRITE_FAILED_PRIORITY,
+                    reason: "agenda_write_failed",
+                    detail: format!("{}: {e}", r.action),
+                    dedup_key: format!("outbox{}", r.id),
+                };
+                notes::insert(&mut tx, &note, now.timestamp()).await?;
+                tracing::warn!(outbox_id = r.id, campaign_id = r.campaign_id, error = %e, "agenda write-back gave up; note written");
+            } else {
+                let next = now + outbox_backoff(self.settings.worker.outbox_backoff, tries);
+                outbox::retry_at(&mut tx, r.id, tries, next.timestamp(), &e.to_string()).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}

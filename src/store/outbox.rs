@@ -1,0 +1,143 @@
+//! `outbox`: agenda write-backs (confirm, release) written in the same transaction as the
+//! state change, claimed before they are applied, retried with backoff until done.
+
+use super::{Backend, Db, Tx};
+use anyhow::Result;
+
+/// A claimed write-back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub appointment_id: i64,
+    pub appointment_version: i64,
+    /// `confirm` or `release`.
+    pub action: String,
+    pub tries: i64,
+    pub site_id: String,
+}
+
+/// Queues a write-back (one per campaign and action).
+#[tracing::instrument(level = "debug", skip(tx))]
+pub async fn enqueue(
+    tx: &mut Tx,
+    campaign_id: i64,
+    appointment_id: i64,
+    appointment_version: i64,
+    action: &'static str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (campaign_id, appointment_id, appointment_version, action, state, tries, \
+           next_try_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) \
+         ON CONFLICT (campaign_id, action) DO NOTHING",
+    )
+    .bind(campaign_id)
+    .bind(appointment_id)
+    .bind(appointment_version)
+    .bind(action)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Claims due write-backs until `until` (a claimed row is applied by its holder only): every
+/// due one when `campaign` is `None`, else those of that campaign and its followers.
+#[tracing::instrument(level = "debug", skip(db))]
+pub async fn claim(
+    db: &Db,
+    campaign: Option<i64>,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let statement = match (db.backend, campaign.is_some()) {
+        (Backend::Postgres, false) => {
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox \
+               WHERE state = 'pending' AND next_try_at <= $2 \
+               AND (claimed_until IS NULL OR claimed_until < $2) \
+               ORDER BY next_try_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
+        }
+        (Backend::Sqlite, false) => {
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox \
+               WHERE state = 'pending' AND next_try_at <= $2 \
+               AND (claimed_until IS NULL OR claimed_until < $2) \
+               ORDER BY next_try_at LIMIT $3) \
+             RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
+        }
+        (Backend::Postgres, true) => {
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT o.id FROM outbox o \
+               JOIN campaigns c ON c.id = o.campaign_id WHERE o.state = 'pending' \
+               AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+               AND (o.campaign_id = $4 OR c.lead_id = $4) LIMIT $3 FOR UPDATE OF o SKIP LOCKED) \
+             RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
+        }
+        (Backend::Sqlite, true) => {
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT o.id FROM outbox o \
+               JOIN campaigns c ON c.id = o.campaign_id WHERE o.state = 'pending' \
+               AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+               AND (o.campaign_id = $4 OR c.lead_id = $4) LIMIT $3) \
+             RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
+        }
+    };
+    let mut tx = db.begin().await?;
+    let mut q = sqlx::query_as(statement).bind(until).bind(now).bind(limit);
+    if let Some(id) = campaign {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// The write-back was applied.
+#[tracing::instrument(level = "debug", skip(tx))]
+pub async fn done(tx: &mut Tx, id: i64, tries: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'done', tries = $1, done_at = $2, last_error = NULL, \
+           claimed_until = NULL WHERE id = $3 AND state = 'pending'",
+    )
+    .bind(tries)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The write-back will not be applied (a person is told).
+#[tracing::instrument(level = "debug", skip(tx, error))]
+pub async fn failed(tx: &mut Tx, id: i64, tries: i64, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'failed', tries = $1, last_error = $2, claimed_until = NULL \
+         WHERE id = $3",
+    )
+    .bind(tries)
+    .bind(error.to_string())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The write-back is tried again at `next_try_at`.
+#[tracing::instrument(level = "debug", skip(tx, error))]
+pub async fn retry_at(tx: &mut Tx, id: i64, tries: i64, next_try_at: i64, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET tries = $1, next_try_at = $2, last_error = $3, claimed_until = NULL \
+         WHERE id = $4",
+    )
+    .bind(tries)
+    .bind(next_try_at)
+    .bind(error.to_string())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
