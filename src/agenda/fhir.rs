@@ -341,26 +341,19 @@ impl FhirAgenda {
         }
     }
 
-    /// Modifies the kept copy and writes it with `If-Match`; on a version conflict re-reads and
-    /// re-applies (the intent is checked against the fresh copy each time).
-    async fn write_intent(
-        &self,
+    /// Runs `attempt` on the kept copy of an appointment (with its expected start and its
+    /// path); on a version conflict (412) re-reads the appointment and runs it again, at most
+    /// `MAX_CONFLICT_RETRIES` times: the intent is checked against the fresh copy each time.
+    async fn with_conflict_retries<'s, T>(
+        &'s self,
         appointment_id: i64,
         version: i64,
-        apply: impl Fn(&mut Value, i64) -> Result<bool, AgendaError>,
-    ) -> Result<Versioned, AgendaError> {
+        attempt: impl Fn(Versioned, i64, String) -> BoxFuture<'s, Result<T, AgendaError>>,
+    ) -> Result<T, AgendaError> {
         let (id, starts_at, mut current) = self.local(appointment_id, version).await?;
         let path = format!("Appointment/{id}");
         for _ in 0..=MAX_CONFLICT_RETRIES {
-            let mut changed = current.clone();
-            if !apply(&mut changed.resource, starts_at)? {
-                return Ok(current);
-            }
-            match self.client.update(&path, &changed).await {
-                Ok(v) => {
-                    self.keep(appointment_id, &v).await;
-                    return Ok(v);
-                }
+            match attempt(current.clone(), starts_at, path.clone()).await {
                 Err(AgendaError::Conflict(m)) if m.starts_with("version conflict") => {
                     tracing::info!(
                         appointment_id,
@@ -369,12 +362,34 @@ impl FhirAgenda {
                     current = self.client.read(&path).await?;
                     self.keep(appointment_id, &current).await;
                 }
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
         Err(AgendaError::Unavailable(
             "version conflicts kept recurring".into(),
         ))
+    }
+
+    /// Modifies the kept copy and writes it with `If-Match` (re-applied after a conflict).
+    async fn write_intent(
+        &self,
+        appointment_id: i64,
+        version: i64,
+        apply: impl Fn(&mut Value, i64) -> Result<bool, AgendaError> + Send + Sync,
+    ) -> Result<Versioned, AgendaError> {
+        let apply = &apply;
+        self.with_conflict_retries(appointment_id, version, |current, starts_at, path| {
+            Box::pin(async move {
+                let mut changed = current.clone();
+                if !apply(&mut changed.resource, starts_at)? {
+                    return Ok(current);
+                }
+                let v = self.client.update(&path, &changed).await?;
+                self.keep(appointment_id, &v).await;
+                Ok(v)
+            })
+        })
+        .await
     }
 
     async fn release_impl(&self, appointment_id: i64, version: i64) -> Result<(), AgendaError> {
@@ -463,17 +478,15 @@ impl FhirAgenda {
         appointment_id: i64,
         version: i64,
     ) -> Result<bool, AgendaError> {
-        let (id, starts_at, mut current) = self.local(appointment_id, version).await?;
-        let path = format!("Appointment/{id}");
-        let tag_system = self.client.settings.tag_system.clone();
-        for _ in 0..=MAX_CONFLICT_RETRIES {
+        let tag_system = &self.client.settings.tag_system;
+        self.with_conflict_retries(appointment_id, version, |current, starts_at, path| Box::pin(async move {
             check_same_slot(&current.resource, starts_at)?;
             if current.resource["status"] == "cancelled" {
                 // Already cancelled (by us, earlier): the sequential path finishes the slots.
                 return Ok(false);
             }
             let mut changed = current.clone();
-            cancel(&mut changed.resource, &tag_system);
+            cancel(&mut changed.resource, tag_system);
             let mut entries = vec![json!({
                 "resource": changed.resource,
                 "request": {"method": "PUT", "url": path, "ifMatch": format!("W/\"{}\"", changed.version)}
@@ -487,32 +500,18 @@ impl FhirAgenda {
                 }));
             }
             let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-            match self.client.transaction(&bundle).await {
-                Ok(resp) => {
-                    let appointment = resp["entry"][0]["resource"].clone();
-                    if appointment.is_object() {
-                        let v = Versioned {
-                            version: version_of(&appointment),
-                            resource: appointment,
-                        };
-                        self.keep(appointment_id, &v).await;
-                    }
-                    return Ok(true);
-                }
-                Err(AgendaError::Conflict(m)) if m.starts_with("version conflict") => {
-                    tracing::info!(
-                        appointment_id,
-                        "FHIR transaction met a version conflict: re-reading"
-                    );
-                    current = self.client.read(&path).await?;
-                    self.keep(appointment_id, &current).await;
-                }
-                Err(e) => return Err(e),
+            let resp = self.client.transaction(&bundle).await?;
+            let appointment = resp["entry"][0]["resource"].clone();
+            if appointment.is_object() {
+                let v = Versioned {
+                    version: version_of(&appointment),
+                    resource: appointment,
+                };
+                self.keep(appointment_id, &v).await;
             }
-        }
-        Err(AgendaError::Unavailable(
-            "version conflicts kept recurring".into(),
-        ))
+            Ok(true)
+        }))
+        .await
     }
 }
 

@@ -3,7 +3,7 @@
 //! the provider is called, reconciles attempts a crash left behind, sends, and records outcomes.
 
 use super::transition::Decided;
-use super::{Engine, attempt_key, crash_point};
+use super::shell::{Engine, attempt_key, crash_point};
 use crate::config::Site;
 use crate::domain::campaign::{Command, Event, SendFailure, Transition};
 use crate::domain::contact::{self, Touch};

@@ -4,7 +4,7 @@
 //! the agenda accepts them; after `outbox_max_tries`, or at once on a conflict, the row fails
 //! and a secretary gets a note.
 
-use super::Engine;
+use super::shell::Engine;
 use crate::agenda::AgendaError;
 use crate::domain::policy::outbox_backoff;
 use crate::store::notes::{self, NewNote};

@@ -4,7 +4,7 @@
 //! unique (appointment, version) key) and catching up by construction: it reads the agenda, not
 //! a timer's history. Which state a campaign opens in is decided by `campaign::opening`.
 
-use super::Engine;
+use super::shell::Engine;
 use super::transition::Decided;
 use crate::domain::campaign::{self, Campaign, Event, Opening, Upstream};
 use crate::domain::policy::from_unix;

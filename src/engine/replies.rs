@@ -4,7 +4,7 @@
 
 use super::dispatch::{PendingSend, failure_of, record_attempts};
 use super::transition::ReplyRef;
-use super::{ACK_STEP, Engine, attempt_key};
+use super::shell::{ACK_STEP, Engine, attempt_key};
 use crate::config::Site;
 use crate::domain::campaign::{self, Ack, Command, Event, NoteReason};
 use crate::domain::policy::{ACK_RETRY_AFTER, REPLY_ROUTING_WINDOW, from_unix};

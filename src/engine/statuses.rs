@@ -1,7 +1,7 @@
 //! Provider statuses: delivery reports and call outcomes, applied to their attempt (by provider
 //! id) and, for the latest request of a campaign, to the campaign. Statuses only move forward.
 
-use super::Engine;
+use super::shell::Engine;
 use crate::domain::campaign::Event;
 use crate::store::attempts;
 use crate::store::campaigns::CampaignRow;

@@ -2,7 +2,7 @@
 //! window reads are written here, and every upstream change (moved, cancelled by the centre)
 //! reaches the campaigns through the state machine in the same transaction.
 
-use super::Engine;
+use super::shell::Engine;
 use crate::agenda::fhir::{self, FhirClient};
 use crate::agenda::{Appointment, ImportReport};
 use crate::config::Site;

@@ -3,7 +3,7 @@
 //! transaction. A lead that closes without an answer closes its followers through the same
 //! path (`Event::LeadClosed`), so their timeline has no gap.
 
-use super::Engine;
+use super::shell::Engine;
 use crate::domain::campaign::{self, Command, Event, Transition};
 use crate::domain::types::mask_phone;
 use crate::store::campaigns::{self, CampaignRow, StateWrite};

@@ -2,6 +2,7 @@
 
 mod fhir;
 mod helpers;
+mod structure;
 mod twilio;
 
 use chrono::Duration;
@@ -9,16 +10,17 @@ use helpers::*;
 use serde_json::json;
 
 /// Runs a scenario on both engines: `name::sqlite` and `name::postgres`.
+#[macro_export]
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
+                super::$name($crate::helpers::Kind::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name(super::Kind::Postgres).await
+                super::$name($crate::helpers::Kind::Postgres).await
             }
         }
     )*};
