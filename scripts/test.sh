@@ -46,11 +46,12 @@ source tests/peers/fhir/start.sh
 cleanup_all() { stop_twilio_peers || true; stop_fhir_peer || true; cleanup; }
 trap cleanup_all EXIT
 
+# The crash tests need the fault-injection points, compiled only into test builds.
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --release --no-fail-fast "$@" || status=$?
+  cargo nextest run --release --features crash-points --no-fail-fast "$@" || status=$?
 else
-  cargo test --release --no-fail-fast "$@" || status=$?
+  cargo test --release --features crash-points --no-fail-fast "$@" || status=$?
 fi
 # Every request Rappel made, and every answer of the fake, must be valid by Twilio's spec.
 if ! check_prism_log; then
