@@ -16,10 +16,10 @@
 use crate::clock::{Clock, SimulatedClock, SystemClock};
 use crate::config::{ProviderKind, Settings};
 use crate::engine::Engine;
+use crate::provider::twilio::TwilioClient;
 use crate::provider::{Provider, Sandbox};
 use crate::store::{Backend, Db};
 use crate::templates::Templates;
-use crate::provider::twilio::TwilioClient;
 use anyhow::{Context, Result};
 use apalis::prelude::*;
 use secrecy::ExposeSecret;

@@ -1,8 +1,8 @@
 //! The command line: one binary, roles and tools as subcommands.
 
+use crate::app::{self, Roles};
 use crate::config::{self, Settings};
 use crate::domain::reply::{self, Lang};
-use crate::app::{self, Roles};
 use crate::templates::{self, Templates};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};

@@ -23,11 +23,11 @@
 //! Never DELETE.
 
 use crate::agenda::{Agenda, AgendaError, Appointment};
+use crate::config::Settings;
 use crate::config::{FhirAuth, FhirSettings, Site};
 use crate::domain::calendar::resolve_local;
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::store::{Db, appointments};
-use crate::config::Settings;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use futures::future::BoxFuture;
@@ -335,7 +335,13 @@ impl FhirAgenda {
     }
 
     async fn keep(&self, appointment_id: i64, v: &Versioned) {
-        let kept = appointments::keep_source(&self.db, appointment_id, &v.resource.to_string(), &v.version).await;
+        let kept = appointments::keep_source(
+            &self.db,
+            appointment_id,
+            &v.resource.to_string(),
+            &v.version,
+        )
+        .await;
         if let Err(e) = kept {
             tracing::warn!(appointment_id, error = %e, "could not keep the FHIR copy; the next write re-reads it");
         }
@@ -797,10 +803,7 @@ pub async fn read_window(
         });
         let duration_min = duration
             .filter(|d| (1..=600).contains(d))
-            .or(settings
-                .exams
-                .get(&exam_code)
-                .map(|e| e.duration_min))
+            .or(settings.exams.get(&exam_code).map(|e| e.duration_min))
             .unwrap_or(15);
         checked.push(Appointment {
             external_id: id,

@@ -10,16 +10,16 @@
 
 pub mod fhir;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
 use crate::domain::types::{Channel, PhoneNumber, parse_identifier};
-use crate::clock::Clock;
 use crate::store::{Db, appointments};
-use std::sync::Arc;
 use anyhow::Result;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgendaError {
@@ -340,4 +340,3 @@ pub struct ImportReport {
     pub cancelled: usize,
     pub unchanged: usize,
 }
-

@@ -385,7 +385,7 @@ fn upstream(c: &Campaign, change: Upstream) -> Transition {
 }
 
 fn open(c: &Campaign, now: DateTime<Utc>, policy: &Policy, cals: &Calendars) -> Transition {
-    match policy.next_runnable(
+    let first = policy.next_runnable(
         0,
         c.preferred,
         c.mobile,
@@ -393,18 +393,33 @@ fn open(c: &Campaign, now: DateTime<Utc>, policy: &Policy, cals: &Calendars) -> 
         now,
         c.appointment_start,
         cals,
-    ) {
-        Some((step, _, at)) => Transition {
-            state: CampaignState::Scheduled,
-            step: step as u32,
+    );
+    // Booked too late for any allowed window: a secretary calls if needed.
+    schedule_or_give_up(
+        c,
+        CampaignState::Scheduled,
+        first.map(|(step, _, at)| (step as u32, at)),
+    )
+}
+
+/// Step `step` at `at` as the first attempt, in `state`; with no step left, unreachable with a
+/// note for the secretaries.
+fn schedule_or_give_up(
+    c: &Campaign,
+    state: CampaignState,
+    next: Option<(u32, DateTime<Utc>)>,
+) -> Transition {
+    match next {
+        Some((step, at)) => Transition {
+            state,
+            step,
             attempt: 0,
             commands: vec![Command::Schedule {
                 at,
-                step: step as u32,
+                step,
                 attempt: 0,
             }],
         },
-        // Booked too late for any allowed window: a secretary calls if needed.
         None => Transition::to(
             c,
             CampaignState::Unreachable,
@@ -449,17 +464,8 @@ fn step_due(
     if !budget_ok {
         // Try again on the next local day, if that still fits before the deadline.
         let tomorrow = next_local_day(cals.tz, now);
-        return match cals.for_channel(channel).next_allowed(tomorrow) {
-            Some(at) if at <= policy.deadline(c.appointment_start) => Transition {
-                commands: vec![Command::Schedule {
-                    at,
-                    step: c.step,
-                    attempt: c.attempt,
-                }],
-                ..Transition::stay(c)
-            },
-            _ => reschedule_from(c, c.step as usize + 1, None, now, policy, cals),
-        };
+        let at = cals.for_channel(channel).next_allowed(tomorrow);
+        return same_step_at_or_next(c, at, None, now, policy, cals);
     }
     Transition::to(
         c,
@@ -567,22 +573,29 @@ fn next_channel_at_once(
             let at = cals.for_channel(ch).next_allowed(now)?;
             (at <= deadline).then_some((i as u32, at))
         });
-    match next {
-        Some((step, at)) => Transition {
-            state: CampaignState::AwaitingReply,
-            step,
-            attempt: 0,
+    schedule_or_give_up(c, CampaignState::AwaitingReply, next)
+}
+
+/// The same step and attempt again at `at` when that still fits before the deadline, else the
+/// next step that can run (counting from `previous`).
+fn same_step_at_or_next(
+    c: &Campaign,
+    at: Option<DateTime<Utc>>,
+    previous: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    match at {
+        Some(at) if at <= policy.deadline(c.appointment_start) => Transition {
             commands: vec![Command::Schedule {
                 at,
-                step,
-                attempt: 0,
+                step: c.step,
+                attempt: c.attempt,
             }],
+            ..Transition::stay(c)
         },
-        None => Transition::to(
-            c,
-            CampaignState::Unreachable,
-            vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)],
-        ),
+        _ => reschedule_from(c, c.step as usize + 1, previous, now, policy, cals),
     }
 }
 
@@ -599,17 +612,8 @@ fn send_failed(
             .steps
             .get(c.step as usize)
             .and_then(|s| s.channel.resolve(c.preferred, c.mobile));
-        match channel.and_then(|ch| cals.for_channel(ch).next_allowed(at.max(now))) {
-            Some(at) if at <= policy.deadline(c.appointment_start) => Transition {
-                commands: vec![Command::Schedule {
-                    at,
-                    step: c.step,
-                    attempt: c.attempt,
-                }],
-                ..Transition::stay(c)
-            },
-            _ => reschedule_from(c, c.step as usize + 1, Some(now), now, policy, cals),
-        }
+        let at = channel.and_then(|ch| cals.for_channel(ch).next_allowed(at.max(now)));
+        same_step_at_or_next(c, at, Some(now), now, policy, cals)
     };
     match f {
         SendFailure::Transient { retry_at } => retry(retry_at),

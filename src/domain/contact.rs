@@ -83,18 +83,32 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
         let t = |h: u32, ch| Touch {
             channel: ch,
-            at: Utc.with_ymd_and_hms(2026, 12, 3, h, 0, 0).unwrap().timestamp(),
+            at: Utc
+                .with_ymd_and_hms(2026, 12, 3, h, 0, 0)
+                .unwrap()
+                .timestamp(),
         };
         let yesterday_late = Touch {
             channel: Channel::Sms,
             // 23:30 UTC on the 2nd is 00:30 Paris on the 3rd: today.
-            at: Utc.with_ymd_and_hms(2026, 12, 2, 23, 30, 0).unwrap().timestamp(),
+            at: Utc
+                .with_ymd_and_hms(2026, 12, 2, 23, 30, 0)
+                .unwrap()
+                .timestamp(),
         };
         let yesterday = Touch {
             channel: Channel::Sms,
-            at: Utc.with_ymd_and_hms(2026, 12, 2, 22, 30, 0).unwrap().timestamp(),
+            at: Utc
+                .with_ymd_and_hms(2026, 12, 2, 22, 30, 0)
+                .unwrap()
+                .timestamp(),
         };
-        let touches = [t(8, Channel::Sms), t(8, Channel::Call), yesterday_late, yesterday];
+        let touches = [
+            t(8, Channel::Sms),
+            t(8, Channel::Call),
+            yesterday_late,
+            yesterday,
+        ];
         assert_eq!(touches_today(&touches, now, &cals), (2, 1));
     }
 

@@ -2,8 +2,8 @@
 //! stores as text comes back through one of these `parse` functions, so a bad value is refused
 //! at the edge with the field it came from, never deep inside a campaign.
 
-use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How a patient is reached. Stored as text (`sms`, `whatsapp`, `call`).

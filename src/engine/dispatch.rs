@@ -2,8 +2,8 @@
 //! opt-outs and WhatsApp's 24-hour rule from `domain::contact`), records every attempt before
 //! the provider is called, reconciles attempts a crash left behind, sends, and records outcomes.
 
-use super::transition::Decided;
 use super::shell::{Engine, attempt_key, crash_point};
+use super::transition::Decided;
 use crate::config::Site;
 use crate::domain::campaign::{Command, Event, SendFailure, Transition};
 use crate::domain::contact::{self, Touch};
@@ -124,8 +124,11 @@ impl Engine {
             let policy = self.policy(&c.policy)?;
             let phone = c.phone.clone().unwrap_or_default();
             let touches = history.touches.entry(phone.clone()).or_default();
-            let opted_out = history.opted_out.contains(&(phone.clone(), c.site_id.clone()));
-            let event = contact::step_due(&c.core(), policy, &site.calendars, now, touches, opted_out);
+            let opted_out = history
+                .opted_out
+                .contains(&(phone.clone(), c.site_id.clone()));
+            let event =
+                contact::step_due(&c.core(), policy, &site.calendars, now, touches, opted_out);
             let t = self.decide(c, &event, now)?;
             let Some((channel, template, step, attempt)) = send_of(&t) else {
                 no_send.push(Decided {
@@ -147,9 +150,13 @@ impl Engine {
             let body = self.render_request(c, site, &template, channel, followers)?;
             let wa_template = match (channel, site.whatsapp_templates.get(&c.locale)) {
                 (Channel::Whatsapp, Some(sid))
-                    if contact::whatsapp_needs_template(history.last_inbound.get(&phone).copied(), now) =>
+                    if contact::whatsapp_needs_template(
+                        history.last_inbound.get(&phone).copied(),
+                        now,
+                    ) =>
                 {
-                    let (date, time) = templates::date_time(site, &c.locale, from_unix(c.starts_at));
+                    let (date, time) =
+                        templates::date_time(site, &c.locale, from_unix(c.starts_at));
                     Some(WhatsappTemplate {
                         content_sid: sid.clone(),
                         variables: serde_json::json!({"1": site.name, "2": date, "3": time}),
@@ -179,7 +186,11 @@ impl Engine {
     }
 
     /// Outcomes and follow-ups of a batch in one transaction.
-    async fn record_outcomes(&self, results: Vec<(PendingSend, SendResult)>, now: DateTime<Utc>) -> Result<()> {
+    async fn record_outcomes(
+        &self,
+        results: Vec<(PendingSend, SendResult)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut decided = Vec::with_capacity(results.len());
         let mut outcomes = Vec::with_capacity(results.len());
         for (p, res) in results {
@@ -189,7 +200,12 @@ impl Engine {
                 Err(e) => {
                     let (failure, state) = failure_of(e, now);
                     tracing::info!(campaign_id = c.id, step = p.step, attempt = p.attempt, error = %e, to = %p.outbound.to, "send failed");
-                    (Event::SendFailed(failure), state, None, e.code().map(str::to_string))
+                    (
+                        Event::SendFailed(failure),
+                        state,
+                        None,
+                        e.code().map(str::to_string),
+                    )
                 }
             };
             let at_step = CampaignRow {
@@ -198,7 +214,10 @@ impl Engine {
                 ..c.clone()
             };
             let transition = self.decide(&at_step, &event, now)?;
-            let code_detail = code.as_ref().map(|c| format!(",\"code\":\"{c}\"")).unwrap_or_default();
+            let code_detail = code
+                .as_ref()
+                .map(|c| format!(",\"code\":\"{c}\""))
+                .unwrap_or_default();
             let detail = format!(
                 "{{\"step\":{},\"attempt\":{},\"channel\":\"{}\"{code_detail}}}",
                 p.step, p.attempt, p.outbound.channel
@@ -239,7 +258,11 @@ impl Engine {
                 None => to_send.push(p),
                 Some((state, _)) if state == "refused" => to_send.push(p),
                 Some((state, _)) if state == "sending" => {
-                    match self.provider_for(&p.campaign.site_id).find(&p.outbound).await {
+                    match self
+                        .provider_for(&p.campaign.site_id)
+                        .find(&p.outbound)
+                        .await
+                    {
                         Ok(Some(a)) => {
                             tracing::info!(
                                 campaign_id = p.campaign.id,
@@ -365,7 +388,10 @@ pub(super) async fn record_attempts(
         if stored.state == "refused" {
             attempts::reopen(tx, p.campaign.id, p.step, p.attempt, now.timestamp()).await?;
         }
-        existing.insert(p.outbound.client_ref.clone(), (stored.state, stored.provider_id));
+        existing.insert(
+            p.outbound.client_ref.clone(),
+            (stored.state, stored.provider_id),
+        );
     }
     Ok(existing)
 }

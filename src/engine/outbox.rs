@@ -7,9 +7,9 @@
 use super::shell::Engine;
 use crate::agenda::AgendaError;
 use crate::domain::policy::outbox_backoff;
+use crate::store::appointments;
 use crate::store::notes::{self, NewNote};
 use crate::store::outbox::{self, OutboxRow};
-use crate::store::appointments;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
@@ -22,8 +22,14 @@ impl Engine {
     /// Applies every due write-back to the agenda.
     pub async fn drain_outbox(&self) -> Result<usize> {
         let now = self.now();
-        let rows = outbox::claim(&self.db, None, now.timestamp(), self.outbox_claim_until(now), OUTBOX_BATCH)
-            .await?;
+        let rows = outbox::claim(
+            &self.db,
+            None,
+            now.timestamp(),
+            self.outbox_claim_until(now),
+            OUTBOX_BATCH,
+        )
+        .await?;
         self.apply_outbox_rows(rows, now).await
     }
 
@@ -54,14 +60,23 @@ impl Engine {
         for r in rows {
             let agenda = self.agenda_for(&r.site_id);
             let res = if r.action == "confirm" {
-                agenda.confirm(r.appointment_id, r.appointment_version).await
+                agenda
+                    .confirm(r.appointment_id, r.appointment_version)
+                    .await
             } else {
-                agenda.release(r.appointment_id, r.appointment_version).await
+                agenda
+                    .release(r.appointment_id, r.appointment_version)
+                    .await
             };
             if res.is_ok() {
                 // The local copy follows (the built-in agenda already did).
-                appointments::follow_write_back(&self.db, r.appointment_id, r.appointment_version, &r.action)
-                    .await?;
+                appointments::follow_write_back(
+                    &self.db,
+                    r.appointment_id,
+                    r.appointment_version,
+                    &r.action,
+                )
+                .await?;
             }
             outcomes.push((r, res));
         }

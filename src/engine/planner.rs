@@ -9,11 +9,11 @@ use super::transition::Decided;
 use crate::domain::campaign::{self, Campaign, Event, Opening, Upstream};
 use crate::domain::policy::from_unix;
 use crate::domain::types::PhoneNumber;
+use crate::store::Tx;
 use crate::store::appointments::{self, Unplanned};
 use crate::store::campaigns::{self, NewCampaign};
 use crate::store::events::{self, NewEvent};
 use crate::store::notes::{self, NewNote};
-use crate::store::Tx;
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
@@ -46,9 +46,14 @@ impl Engine {
         let mut report = PlanReport::default();
         let (mut after_start, mut after_id) = (now.timestamp(), i64::MAX);
         loop {
-            let rows =
-                appointments::unplanned_page(&self.db, horizon.timestamp(), after_start, after_id, PAGE)
-                    .await?;
+            let rows = appointments::unplanned_page(
+                &self.db,
+                horizon.timestamp(),
+                after_start,
+                after_id,
+                PAGE,
+            )
+            .await?;
             let Some(last) = rows.last() else { break };
             (after_start, after_id) = (last.starts_at, last.id);
             report.opened += self.open_campaigns(&rows, now).await?;
@@ -150,8 +155,12 @@ impl Engine {
         let site = self.site(&r.site_id)?;
         let policy = self.settings.policy_for(site, &r.exam_code);
         let group_key = self.group_key(r);
-        let waiting = group_key.as_ref().and_then(|k| waiting_leads.get(k)).copied();
-        let joins_lead = waiting.is_some() || group_key.as_ref().is_some_and(|k| in_run.contains(k));
+        let waiting = group_key
+            .as_ref()
+            .and_then(|k| waiting_leads.get(k))
+            .copied();
+        let joins_lead =
+            waiting.is_some() || group_key.as_ref().is_some_and(|k| in_run.contains(k));
         let core = Campaign {
             state: crate::domain::types::CampaignState::Scheduled,
             step: 0,
@@ -252,7 +261,11 @@ impl Engine {
 }
 
 /// Ledger rows and notes of newly opened campaigns.
-async fn record_openings(tx: &mut Tx, opened: &[(i64, &Planned)], now: DateTime<Utc>) -> Result<()> {
+async fn record_openings(
+    tx: &mut Tx,
+    opened: &[(i64, &Planned)],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let ledger: Vec<NewEvent> = opened
         .iter()
         .map(|(id, p)| NewEvent {

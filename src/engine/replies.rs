@@ -3,8 +3,8 @@
 //! same-day followers, acknowledged, and its agenda write-backs applied at once.
 
 use super::dispatch::{PendingSend, failure_of, record_attempts};
-use super::transition::ReplyRef;
 use super::shell::{ACK_STEP, Engine, attempt_key};
+use super::transition::ReplyRef;
 use crate::config::Site;
 use crate::domain::campaign::{self, Ack, Command, Event, NoteReason};
 use crate::domain::policy::{ACK_RETRY_AFTER, REPLY_ROUTING_WINDOW, from_unix};
@@ -107,7 +107,8 @@ impl Engine {
             text: body,
         };
         let Some(lead) = campaign else {
-            self.file_unmatched(&mut tx, &msg, &cls, &reply, now).await?;
+            self.file_unmatched(&mut tx, &msg, &cls, &reply, now)
+                .await?;
             tx.commit().await?;
             return Ok(InboundOutcome {
                 duplicate: false,
@@ -116,7 +117,9 @@ impl Engine {
                 state: None,
             });
         };
-        let (state, acks) = self.act_on_reply(&mut tx, &lead, &msg, &cls, reply, now).await?;
+        let (state, acks) = self
+            .act_on_reply(&mut tx, &lead, &msg, &cls, reply, now)
+            .await?;
         tx.commit().await?;
         tracing::info!(
             campaign_id = lead.id,
@@ -136,7 +139,11 @@ impl Engine {
     }
 
     /// The campaign a reply from `phone` answers (see `campaign::route_reply`).
-    async fn campaign_for_reply(&self, phone: &str, now: DateTime<Utc>) -> Result<Option<CampaignRow>> {
+    async fn campaign_for_reply(
+        &self,
+        phone: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CampaignRow>> {
         let since = (now - REPLY_ROUTING_WINDOW).timestamp();
         let mut candidates = campaigns::recent_leads_of_phone(&self.db, phone, since).await?;
         let routes: Vec<_> = candidates.iter().map(CampaignRow::route).collect();
@@ -147,7 +154,12 @@ impl Engine {
 
     /// The meaning of a reply: an explicit choice (button, keypad) as it is, else the
     /// classifier in the campaign's language with its site's vocabulary.
-    fn understand(&self, msg: &Inbound, body: &str, campaign: Option<&CampaignRow>) -> Classification {
+    fn understand(
+        &self,
+        msg: &Inbound,
+        body: &str,
+        campaign: Option<&CampaignRow>,
+    ) -> Classification {
         let (vocab, lang) = match campaign {
             Some(c) => (
                 self.settings
@@ -190,8 +202,14 @@ impl Engine {
             .unwrap_or_default();
         if cls.intent == Intent::OptOut {
             for site in self.settings.sites.keys() {
-                opt_outs::record(tx, msg.from.as_e164(), site, "reply_without_campaign", now.timestamp())
-                    .await?;
+                opt_outs::record(
+                    tx,
+                    msg.from.as_e164(),
+                    site,
+                    "reply_without_campaign",
+                    now.timestamp(),
+                )
+                .await?;
             }
         }
         let reason = NoteReason::LateReply;
@@ -235,10 +253,13 @@ impl Engine {
             cls.confidence
         );
         let reply_id = reply.id;
-        let t = self.apply(tx, lead, &event, now, &detail, Some(reply.clone())).await?;
+        let t = self
+            .apply(tx, lead, &event, now, &detail, Some(reply.clone()))
+            .await?;
         campaigns::set_last_intent(tx, lead.id, cls.intent.as_str()).await?;
         for f in campaigns::followers(tx, lead.id).await? {
-            self.apply(tx, &f, &event, now, &detail, Some(reply.clone())).await?;
+            self.apply(tx, &f, &event, now, &detail, Some(reply.clone()))
+                .await?;
         }
         let mut acks = Vec::new();
         // On a call the acknowledgement is spoken by the call script itself.
@@ -343,7 +364,11 @@ impl Engine {
             let outbound = Outbound {
                 client_ref: attempt_key(c.id, ACK_STEP, p.reply_id),
                 channel: p.ack_channel,
-                from: site.senders.get(&p.ack_channel).cloned().unwrap_or_default(),
+                from: site
+                    .senders
+                    .get(&p.ack_channel)
+                    .cloned()
+                    .unwrap_or_default(),
                 to: phone,
                 body: self.render_ack(&c, site, ack)?,
                 recorded_at: from_unix(p.recorded_at),

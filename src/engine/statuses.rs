@@ -58,10 +58,13 @@ impl Engine {
             && found.purpose == "request"
             && (step == c.step || step + 1 == c.step)
         {
-            let code_detail = code.map(|c| format!(",\"code\":\"{c}\"")).unwrap_or_default();
+            let code_detail = code
+                .map(|c| format!(",\"code\":\"{c}\""))
+                .unwrap_or_default();
             let detail = format!("{{\"status\":\"{status}\"{code_detail}}}");
             let at_step = CampaignRow { step, ..c };
-            self.apply(&mut tx, &at_step, &event, now, &detail, None).await?;
+            self.apply(&mut tx, &at_step, &event, now, &detail, None)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -55,9 +55,13 @@ impl Engine {
         report.import = self.write_appointments(&read.appointments).await?;
         // What is no longer booked upstream in the window closes its campaign. Only what is
         // still ahead: an appointment that started may be `arrived` or `fulfilled`.
-        let listed =
-            appointments::listed_in_window(&self.db, &site.id, read.start.max(now.timestamp()), read.end)
-                .await?;
+        let listed = appointments::listed_in_window(
+            &self.db,
+            &site.id,
+            read.start.max(now.timestamp()),
+            read.end,
+        )
+        .await?;
         let gone: Vec<i64> = listed
             .into_iter()
             .filter(|(_, external_id)| !read.seen.contains(external_id))
@@ -67,7 +71,8 @@ impl Engine {
             let mut tx = self.db.begin().await?;
             for id in &gone {
                 appointments::mark_cancelled(&mut tx, *id, now.timestamp()).await?;
-                self.apply_upstream(&mut tx, *id, Upstream::Cancelled, now).await?;
+                self.apply_upstream(&mut tx, *id, Upstream::Cancelled, now)
+                    .await?;
             }
             tx.commit().await?;
             report.closed_upstream = gone.len();
@@ -108,14 +113,20 @@ impl Engine {
         let moved = old.starts_at != a.starts_at.timestamp()
             || old.exam_code != a.exam_code
             || old.phone != phone;
-        let new_status = if a.cancelled || moved { status } else { old.status.as_str() };
+        let new_status = if a.cancelled || moved {
+            status
+        } else {
+            old.status.as_str()
+        };
         let version = if moved { old.version + 1 } else { old.version };
         appointments::update(tx, old.id, a, new_status, version, now.timestamp()).await?;
         if a.cancelled && old.status != "cancelled" {
-            self.apply_upstream(tx, old.id, Upstream::Cancelled, now).await?;
+            self.apply_upstream(tx, old.id, Upstream::Cancelled, now)
+                .await?;
             report.cancelled += 1;
         } else if moved {
-            self.apply_upstream(tx, old.id, Upstream::Superseded, now).await?;
+            self.apply_upstream(tx, old.id, Upstream::Superseded, now)
+                .await?;
             report.moved += 1;
         } else {
             report.unchanged += 1;

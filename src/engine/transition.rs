@@ -53,20 +53,37 @@ impl Engine {
             detail: detail.to_string(),
             reply,
         };
-        self.persist(tx, std::slice::from_ref(&decided), now).await?;
+        self.persist(tx, std::slice::from_ref(&decided), now)
+            .await?;
         Ok(t)
     }
 
     /// The pure decision for one campaign and event, with its site's policy and calendars.
-    pub(super) fn decide(&self, c: &CampaignRow, event: &Event, now: DateTime<Utc>) -> Result<Transition> {
+    pub(super) fn decide(
+        &self,
+        c: &CampaignRow,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<Transition> {
         let site = self.site(&c.site_id)?;
         let policy = self.policy(&c.policy)?;
-        Ok(campaign::decide(&c.core(), event, now, policy, &site.calendars))
+        Ok(campaign::decide(
+            &c.core(),
+            event,
+            now,
+            policy,
+            &site.calendars,
+        ))
     }
 
     /// Writes decided transitions: one statement for the campaigns and one for the ledger per
     /// chunk, then their commands, then the followers of leads that closed.
-    pub(super) async fn persist(&self, tx: &mut Tx, items: &[Decided], now: DateTime<Utc>) -> Result<()> {
+    pub(super) async fn persist(
+        &self,
+        tx: &mut Tx,
+        items: &[Decided],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         write(tx, items, now).await?;
         let mut closed = Vec::new();
         for d in items {
@@ -155,7 +172,11 @@ async fn write_commands(tx: &mut Tx, d: &Decided, now: DateTime<Utc>) -> Result<
                 .await?;
             }
             Command::Note(reason) => {
-                let reply_key = d.reply.as_ref().map(|r| format!("r{}", r.id)).unwrap_or_default();
+                let reply_key = d
+                    .reply
+                    .as_ref()
+                    .map(|r| format!("r{}", r.id))
+                    .unwrap_or_default();
                 let note = NewNote {
                     site_id: c.site_id.clone(),
                     campaign_id: Some(c.id),

@@ -4,8 +4,8 @@
 //! 500 logged once here; validation errors name the field. Phone numbers are masked in every
 //! response but the notes' own (secretaries call the patient back), and no body is logged.
 
-pub mod webhooks;
 pub mod signature;
+pub mod webhooks;
 
 use crate::agenda::AppointmentInput;
 use crate::domain::campaign::Upstream;

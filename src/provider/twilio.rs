@@ -15,9 +15,9 @@
 //! Error codes are mapped to what the campaign must do (`ProviderError`), never passed on raw.
 //! The auth token is a `SecretString`: it never appears in logs or error messages.
 
+pub use crate::config::TwilioSettings;
 use crate::domain::types::Channel;
 use crate::provider::{Accepted, Outbound, Provider, ProviderError};
-pub use crate::config::TwilioSettings;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use rand::Rng;
@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
-
 
 pub struct TwilioClient {
     settings: TwilioSettings,

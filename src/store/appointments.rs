@@ -5,6 +5,9 @@ use super::{Db, Tx};
 use crate::domain::types::Appointment;
 use crate::domain::types::Channel;
 use anyhow::Result;
+use sqlx::Any;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 
 /// A booked appointment inside the planning horizon, as the planner reads it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -75,14 +78,22 @@ pub async fn status_of(db: &Db, id: i64) -> Result<Option<(String, i64)>, sqlx::
 
 /// Sets the status of an appointment's version (the built-in agenda's write-back).
 #[tracing::instrument(level = "debug", skip(db))]
-pub async fn set_status(db: &Db, id: i64, version: i64, status: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE appointments SET status = $1, updated_at = $2 WHERE id = $3 AND version = $4")
-        .bind(status.to_string())
-        .bind(now)
-        .bind(id)
-        .bind(version)
-        .execute(&db.pool)
-        .await?;
+pub async fn set_status(
+    db: &Db,
+    id: i64,
+    version: i64,
+    status: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE appointments SET status = $1, updated_at = $2 WHERE id = $3 AND version = $4",
+    )
+    .bind(status.to_string())
+    .bind(now)
+    .bind(id)
+    .bind(version)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
@@ -108,7 +119,12 @@ pub async fn source_copy(db: &Db, id: i64) -> Result<Option<SourceCopy>, sqlx::E
 
 /// Keeps the server's latest copy of the resource and its version.
 #[tracing::instrument(level = "debug", skip(db, source))]
-pub async fn keep_source(db: &Db, id: i64, source: &str, source_version: &str) -> Result<(), sqlx::Error> {
+pub async fn keep_source(
+    db: &Db,
+    id: i64,
+    source: &str,
+    source_version: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE appointments SET source = $1, source_version = $2 WHERE id = $3")
         .bind(source.to_string())
         .bind(source_version.to_string())
@@ -130,7 +146,11 @@ pub struct Existing {
 }
 
 #[tracing::instrument(level = "debug", skip(tx))]
-pub async fn by_external_id(tx: &mut Tx, site_id: &str, external_id: &str) -> Result<Option<Existing>> {
+pub async fn by_external_id(
+    tx: &mut Tx,
+    site_id: &str,
+    external_id: &str,
+) -> Result<Option<Existing>> {
     Ok(sqlx::query_as(
         "SELECT id, starts_at, exam_code, phone, status, version FROM appointments \
          WHERE site_id = $1 AND external_id = $2",
@@ -141,28 +161,38 @@ pub async fn by_external_id(tx: &mut Tx, site_id: &str, external_id: &str) -> Re
     .await?)
 }
 
+/// Binds the fields an import writes, as `$1`…`$10`: exam, start, duration, name, phone,
+/// locale, channel, status, kept FHIR copy and its version.
+fn bind_fields<'q>(
+    q: Query<'q, Any, AnyArguments>,
+    a: &Appointment,
+    status: &str,
+) -> Query<'q, Any, AnyArguments> {
+    q.bind(a.exam_code.clone())
+        .bind(a.starts_at.timestamp())
+        .bind(i64::from(a.duration_min))
+        .bind(a.patient_name.clone())
+        .bind(a.phone.as_ref().map(|p| p.as_e164().to_string()))
+        .bind(a.locale.clone())
+        .bind(a.channel.as_str())
+        .bind(status.to_string())
+        .bind(a.source.as_ref().map(|s| s.0.clone()))
+        .bind(a.source.as_ref().map(|s| s.1.clone()))
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut Tx, a: &Appointment, status: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO appointments (site_id, external_id, exam_code, starts_at, duration_min, \
-           patient_name, phone, locale, channel_pref, status, version, updated_at, source, \
-           source_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13)",
-    )
-    .bind(a.site_id.clone())
-    .bind(a.external_id.clone())
-    .bind(a.exam_code.clone())
-    .bind(a.starts_at.timestamp())
-    .bind(i64::from(a.duration_min))
-    .bind(a.patient_name.clone())
-    .bind(a.phone.as_ref().map(|p| p.as_e164().to_string()))
-    .bind(a.locale.clone())
-    .bind(a.channel.as_str())
-    .bind(status.to_string())
-    .bind(now)
-    .bind(a.source.as_ref().map(|s| s.0.clone()))
-    .bind(a.source.as_ref().map(|s| s.1.clone()))
-    .execute(&mut **tx)
-    .await?;
+    let q = sqlx::query(
+        "INSERT INTO appointments (exam_code, starts_at, duration_min, patient_name, phone, locale, \
+           channel_pref, status, source, source_version, site_id, external_id, version, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)",
+    );
+    bind_fields(q, a, status)
+        .bind(a.site_id.clone())
+        .bind(a.external_id.clone())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -177,34 +207,30 @@ pub async fn update(
     version: i64,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE appointments SET exam_code = $1, starts_at = $2, duration_min = $3, \
            patient_name = $4, phone = $5, locale = $6, channel_pref = $7, status = $8, \
-           version = $9, updated_at = $10, source = COALESCE($12, source), \
-           source_version = COALESCE($13, source_version) WHERE id = $11",
-    )
-    .bind(a.exam_code.clone())
-    .bind(a.starts_at.timestamp())
-    .bind(i64::from(a.duration_min))
-    .bind(a.patient_name.clone())
-    .bind(a.phone.as_ref().map(|p| p.as_e164().to_string()))
-    .bind(a.locale.clone())
-    .bind(a.channel.as_str())
-    .bind(status.to_string())
-    .bind(version)
-    .bind(now)
-    .bind(id)
-    .bind(a.source.as_ref().map(|s| s.0.clone()))
-    .bind(a.source.as_ref().map(|s| s.1.clone()))
-    .execute(&mut **tx)
-    .await?;
+           source = COALESCE($9, source), source_version = COALESCE($10, source_version), \
+           version = $11, updated_at = $12 WHERE id = $13",
+    );
+    bind_fields(q, a, status)
+        .bind(version)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 /// Appointments of a site read from a server (`source` kept) in `[from, to)` and not
 /// cancelled: (id, external id).
 #[tracing::instrument(level = "debug", skip(db))]
-pub async fn listed_in_window(db: &Db, site_id: &str, from: i64, to: i64) -> Result<Vec<(i64, String)>> {
+pub async fn listed_in_window(
+    db: &Db,
+    site_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, String)>> {
     Ok(sqlx::query_as(
         "SELECT id, external_id FROM appointments WHERE site_id = $1 AND starts_at >= $2 \
          AND starts_at < $3 AND status <> 'cancelled' AND source IS NOT NULL",

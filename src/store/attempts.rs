@@ -26,29 +26,25 @@ pub async fn record_many(
     rows: &[NewAttempt],
     now: i64,
 ) -> Result<HashSet<(i64, i64, i64)>> {
-    let mut inserted = HashSet::new();
-    for chunk in rows.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_rows::<(i64, i64, i64)>(
-            "INSERT INTO attempts (campaign_id, step, attempt, channel, purpose, phone, state, \
-               created_at, updated_at) VALUES {rows} \
-             ON CONFLICT (campaign_id, step, attempt) DO NOTHING RETURNING campaign_id, step, attempt",
-            "(?, ?, ?, ?, ?, ?, 'sending', $1, $1)",
-            2,
-            chunk.len(),
-        )
-        .bind(now);
-        for a in chunk {
-            q = q
-                .bind(a.campaign_id)
+    let inserted: Vec<(i64, i64, i64)> = sql::fetch_rows(
+        tx,
+        "INSERT INTO attempts (campaign_id, step, attempt, channel, purpose, phone, state, \
+           created_at, updated_at) VALUES {rows} \
+         ON CONFLICT (campaign_id, step, attempt) DO NOTHING RETURNING campaign_id, step, attempt",
+        "(?, ?, ?, ?, ?, ?, 'sending', $1, $1)",
+        now,
+        rows,
+        |q, a| {
+            q.bind(a.campaign_id)
                 .bind(a.step)
                 .bind(a.attempt)
                 .bind(a.channel.as_str())
                 .bind(a.purpose)
-                .bind(a.phone.clone());
-        }
-        inserted.extend(q.fetch_all(&mut **tx).await?);
-    }
-    Ok(inserted)
+                .bind(a.phone.clone())
+        },
+    )
+    .await?;
+    Ok(inserted.into_iter().collect())
 }
 
 /// What is stored of an attempt that already existed.
@@ -74,7 +70,13 @@ pub async fn get(tx: &mut Tx, campaign_id: i64, step: i64, attempt: i64) -> Resu
 
 /// A refused attempt is tried again under the same key: it goes back to `sending`.
 #[tracing::instrument(level = "debug", skip(tx))]
-pub async fn reopen(tx: &mut Tx, campaign_id: i64, step: i64, attempt: i64, now: i64) -> Result<()> {
+pub async fn reopen(
+    tx: &mut Tx,
+    campaign_id: i64,
+    step: i64,
+    attempt: i64,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "UPDATE attempts SET state = 'sending', updated_at = $1 \
          WHERE campaign_id = $2 AND step = $3 AND attempt = $4",
@@ -102,30 +104,26 @@ pub struct Outcome {
 /// Records outcomes: one statement per chunk.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
 pub async fn set_outcomes(tx: &mut Tx, rows: &[Outcome], now: i64) -> Result<()> {
-    for chunk in rows.chunks(sql::CHUNK) {
-        let mut q = sql::with_rows(
-            "UPDATE attempts SET state = v.column4, \
-               provider_id = COALESCE(v.column5, attempts.provider_id), error_code = v.column6, \
-               updated_at = $1 FROM (VALUES {rows}) AS v \
-             WHERE attempts.campaign_id = v.column1 AND attempts.step = v.column2 \
-               AND attempts.attempt = v.column3",
-            "(?, ?, ?, ?, ?, ?)",
-            2,
-            chunk.len(),
-        )
-        .bind(now);
-        for o in chunk {
-            q = q
-                .bind(o.campaign_id)
+    sql::execute_rows(
+        tx,
+        "UPDATE attempts SET state = v.column4, \
+           provider_id = COALESCE(v.column5, attempts.provider_id), error_code = v.column6, \
+           updated_at = $1 FROM (VALUES {rows}) AS v \
+         WHERE attempts.campaign_id = v.column1 AND attempts.step = v.column2 \
+           AND attempts.attempt = v.column3",
+        "(?, ?, ?, ?, ?, ?)",
+        now,
+        rows,
+        |q, o| {
+            q.bind(o.campaign_id)
                 .bind(o.step)
                 .bind(o.attempt)
                 .bind(o.state)
                 .bind(o.provider_id.clone())
-                .bind(o.error_code.clone());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+                .bind(o.error_code.clone())
+        },
+    )
+    .await
 }
 
 /// An attempt found by the provider's id, with its campaign.
@@ -188,21 +186,14 @@ pub struct Touch {
 /// Request attempts made to these numbers since `since`.
 #[tracing::instrument(level = "debug", skip_all, fields(n = phones.len()))]
 pub async fn requests_since(db: &Db, phones: &[String], since: i64) -> Result<Vec<Touch>> {
-    let mut out = Vec::new();
-    for chunk in phones.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_list::<Touch>(
-            "SELECT phone, channel, created_at FROM attempts WHERE purpose = 'request' \
-             AND created_at >= $1 AND state <> 'refused' AND phone IN ({list})",
-            2,
-            chunk.len(),
-        )
-        .bind(since);
-        for p in chunk {
-            q = q.bind(p.clone());
-        }
-        out.extend(q.fetch_all(&db.pool).await?);
-    }
-    Ok(out)
+    sql::fetch_for_list(
+        db,
+        "SELECT phone, channel, created_at FROM attempts WHERE purpose = 'request' \
+         AND created_at >= $1 AND state <> 'refused' AND phone IN ({list})",
+        Some(since),
+        phones,
+    )
+    .await
 }
 
 /// An acknowledgement recorded but not known to be sent, with its campaign.

@@ -129,35 +129,36 @@ pub async fn started(db: &Db, now: i64, limit: i64) -> Result<Vec<CampaignRow>> 
     .await?)
 }
 
+/// Campaigns selected by one id inside a transaction.
+async fn in_tx(tx: &mut Tx, statement: &'static str, id: i64) -> Result<Vec<CampaignRow>> {
+    Ok(sqlx::query_as(statement)
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
 /// Campaigns of an appointment that an upstream change still concerns.
 #[tracing::instrument(level = "debug", skip(tx))]
 pub async fn open_of_appointment(tx: &mut Tx, appointment_id: i64) -> Result<Vec<CampaignRow>> {
-    Ok(sqlx::query_as(select_campaigns!(
+    let statement = select_campaigns!(
         "WHERE c.appointment_id = $1 AND c.state NOT IN ('expired', 'cancelled_upstream')"
-    ))
-    .bind(appointment_id)
-    .fetch_all(&mut **tx)
-    .await?)
+    );
+    in_tx(tx, statement, appointment_id).await
 }
 
 /// Active followers of a lead, earliest appointment first.
 #[tracing::instrument(level = "debug", skip(tx))]
 pub async fn active_followers(tx: &mut Tx, lead_id: i64) -> Result<Vec<CampaignRow>> {
-    Ok(sqlx::query_as(select_campaigns!(
+    let statement = select_campaigns!(
         "WHERE c.lead_id = $1 AND c.state IN ('scheduled', 'awaiting_reply') ORDER BY a.starts_at"
-    ))
-    .bind(lead_id)
-    .fetch_all(&mut **tx)
-    .await?)
+    );
+    in_tx(tx, statement, lead_id).await
 }
 
 /// Every follower of a lead (a reply to the lead answers for them all).
 #[tracing::instrument(level = "debug", skip(tx))]
 pub async fn followers(tx: &mut Tx, lead_id: i64) -> Result<Vec<CampaignRow>> {
-    Ok(sqlx::query_as(select_campaigns!("WHERE c.lead_id = $1"))
-        .bind(lead_id)
-        .fetch_all(&mut **tx)
-        .await?)
+    in_tx(tx, select_campaigns!("WHERE c.lead_id = $1"), lead_id).await
 }
 
 /// Claims up to `limit` due campaigns until `until` under `token`; returns their ids.
@@ -222,28 +223,24 @@ pub struct StateWrite {
 /// Writes transitions (and releases their claims): one statement per chunk.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
 pub async fn write_states(tx: &mut Tx, rows: &[StateWrite], now: i64) -> Result<()> {
-    for chunk in rows.chunks(sql::CHUNK) {
-        // VALUES columns are column1… on both engines.
-        let mut q = sql::with_rows(
-            "UPDATE campaigns SET state = v.column2, step = v.column3, attempt = v.column4, \
-             due_at = v.column5, claimed_until = NULL, claim_token = NULL, updated_at = $1 \
-             FROM (VALUES {rows}) AS v WHERE campaigns.id = v.column1",
-            "(?, ?, ?, ?, ?)",
-            2,
-            chunk.len(),
-        )
-        .bind(now);
-        for w in chunk {
-            q = q
-                .bind(w.id)
+    // VALUES columns are column1… on both engines.
+    sql::execute_rows(
+        tx,
+        "UPDATE campaigns SET state = v.column2, step = v.column3, attempt = v.column4, \
+         due_at = v.column5, claimed_until = NULL, claim_token = NULL, updated_at = $1 \
+         FROM (VALUES {rows}) AS v WHERE campaigns.id = v.column1",
+        "(?, ?, ?, ?, ?)",
+        now,
+        rows,
+        |q, w| {
+            q.bind(w.id)
                 .bind(w.state.as_str())
                 .bind(w.step)
                 .bind(w.attempt)
-                .bind(w.due_at);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+                .bind(w.due_at)
+        },
+    )
+    .await
 }
 
 /// A campaign the planner opens.
@@ -264,21 +261,17 @@ pub struct NewCampaign {
 /// id per appointment id.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
 pub async fn insert_many(tx: &mut Tx, rows: &[NewCampaign], now: i64) -> Result<HashMap<i64, i64>> {
-    let mut out = HashMap::new();
-    for chunk in rows.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_rows::<(i64, i64)>(
-            "INSERT INTO campaigns (appointment_id, appointment_version, site_id, policy, phone, \
-               group_key, lead_id, state, due_at, step, attempt, created_at, updated_at) \
-             VALUES {rows} ON CONFLICT (appointment_id, appointment_version) DO NOTHING \
-             RETURNING id, appointment_id",
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, $1, $1)",
-            2,
-            chunk.len(),
-        )
-        .bind(now);
-        for n in chunk {
-            q = q
-                .bind(n.appointment_id)
+    let ids: Vec<(i64, i64)> = sql::fetch_rows(
+        tx,
+        "INSERT INTO campaigns (appointment_id, appointment_version, site_id, policy, phone, \
+           group_key, lead_id, state, due_at, step, attempt, created_at, updated_at) \
+         VALUES {rows} ON CONFLICT (appointment_id, appointment_version) DO NOTHING \
+         RETURNING appointment_id, id",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, $1, $1)",
+        now,
+        rows,
+        |q, n| {
+            q.bind(n.appointment_id)
                 .bind(n.appointment_version)
                 .bind(n.site_id.clone())
                 .bind(n.policy.clone())
@@ -286,53 +279,41 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewCampaign], now: i64) -> Result<
                 .bind(n.group_key.clone())
                 .bind(n.lead_id)
                 .bind(n.state.as_str())
-                .bind(n.due_at);
-        }
-        for (id, appointment_id) in q.fetch_all(&mut **tx).await? {
-            out.insert(appointment_id, id);
-        }
-    }
-    Ok(out)
+                .bind(n.due_at)
+        },
+    )
+    .await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// Scheduled leads (nothing sent yet) of these same-day group keys, by key.
 #[tracing::instrument(level = "debug", skip_all, fields(n = keys.len()))]
 pub async fn scheduled_leads(db: &Db, keys: &[String]) -> Result<HashMap<String, i64>> {
-    let mut out = HashMap::new();
-    for chunk in keys.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_list::<(i64, String)>(
-            "SELECT id, group_key FROM campaigns \
-             WHERE lead_id IS NULL AND state = 'scheduled' AND group_key IN ({list})",
-            1,
-            chunk.len(),
-        );
-        for k in chunk {
-            q = q.bind(k.clone());
-        }
-        for (id, key) in q.fetch_all(&db.pool).await? {
-            out.insert(key, id);
-        }
-    }
-    Ok(out)
+    let leads: Vec<(String, i64)> = sql::fetch_for_list(
+        db,
+        "SELECT group_key, id FROM campaigns \
+         WHERE lead_id IS NULL AND state = 'scheduled' AND group_key IN ({list})",
+        None,
+        keys,
+    )
+    .await?;
+    Ok(leads.into_iter().collect())
 }
 
 /// Start instants of the active followers of each lead.
 #[tracing::instrument(level = "debug", skip_all, fields(n = leads.len()))]
 pub async fn follower_starts(db: &Db, leads: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
+    let starts: Vec<(i64, i64)> = sql::fetch_for_list(
+        db,
+        "SELECT c.lead_id, a.starts_at FROM campaigns c JOIN appointments a ON a.id = c.appointment_id \
+         WHERE c.state IN ('scheduled', 'awaiting_reply') AND c.lead_id IN ({list})",
+        None,
+        leads,
+    )
+    .await?;
     let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
-    for chunk in leads.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_list::<(i64, i64)>(
-            "SELECT c.lead_id, a.starts_at FROM campaigns c JOIN appointments a ON a.id = c.appointment_id \
-             WHERE c.state IN ('scheduled', 'awaiting_reply') AND c.lead_id IN ({list})",
-            1,
-            chunk.len(),
-        );
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for (lead, starts_at) in q.fetch_all(&db.pool).await? {
-            out.entry(lead).or_default().push(starts_at);
-        }
+    for (lead, starts_at) in starts {
+        out.entry(lead).or_default().push(starts_at);
     }
     Ok(out)
 }

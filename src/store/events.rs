@@ -17,22 +17,18 @@ pub struct NewEvent {
 /// Appends ledger rows stamped `at`: one statement per chunk.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
 pub async fn append(tx: &mut Tx, at: i64, rows: &[NewEvent]) -> Result<()> {
-    for chunk in rows.chunks(sql::CHUNK) {
-        let mut q = sql::with_rows(
-            "INSERT INTO events (campaign_id, at, kind, state, detail) VALUES {rows}",
-            "(?, $1, ?, ?, ?)",
-            2,
-            chunk.len(),
-        )
-        .bind(at);
-        for e in chunk {
-            q = q
-                .bind(e.campaign_id)
+    sql::execute_rows(
+        tx,
+        "INSERT INTO events (campaign_id, at, kind, state, detail) VALUES {rows}",
+        "(?, $1, ?, ?, ?)",
+        at,
+        rows,
+        |q, e| {
+            q.bind(e.campaign_id)
                 .bind(e.kind)
                 .bind(e.state.as_str())
-                .bind(e.detail.clone());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+                .bind(e.detail.clone())
+        },
+    )
+    .await
 }

@@ -23,17 +23,12 @@ pub async fn record(tx: &mut Tx, phone: &str, site_id: &str, source: &str, now: 
 /// (phone, site) pairs among these numbers that opted out.
 #[tracing::instrument(level = "debug", skip_all, fields(n = phones.len()))]
 pub async fn of_phones(db: &Db, phones: &[String]) -> Result<HashSet<(String, String)>> {
-    let mut out = HashSet::new();
-    for chunk in phones.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_list::<(String, String)>(
-            "SELECT phone, site_id FROM opt_outs WHERE phone IN ({list})",
-            1,
-            chunk.len(),
-        );
-        for p in chunk {
-            q = q.bind(p.clone());
-        }
-        out.extend(q.fetch_all(&db.pool).await?);
-    }
-    Ok(out)
+    let pairs: Vec<(String, String)> = sql::fetch_for_list(
+        db,
+        "SELECT phone, site_id FROM opt_outs WHERE phone IN ({list})",
+        None,
+        phones,
+    )
+    .await?;
+    Ok(pairs.into_iter().collect())
 }

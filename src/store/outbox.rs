@@ -128,7 +128,13 @@ pub async fn failed(tx: &mut Tx, id: i64, tries: i64, error: &str) -> Result<()>
 
 /// The write-back is tried again at `next_try_at`.
 #[tracing::instrument(level = "debug", skip(tx, error))]
-pub async fn retry_at(tx: &mut Tx, id: i64, tries: i64, next_try_at: i64, error: &str) -> Result<()> {
+pub async fn retry_at(
+    tx: &mut Tx,
+    id: i64,
+    tries: i64,
+    next_try_at: i64,
+    error: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE outbox SET tries = $1, next_try_at = $2, last_error = $3, claimed_until = NULL \
          WHERE id = $4",

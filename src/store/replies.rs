@@ -43,19 +43,14 @@ pub async fn insert(tx: &mut Tx, r: &NewReply) -> Result<Option<i64>> {
 /// When each of these numbers last wrote to us (Unix seconds).
 #[tracing::instrument(level = "debug", skip_all, fields(n = phones.len()))]
 pub async fn last_inbound(db: &Db, phones: &[String]) -> Result<HashMap<String, i64>> {
-    let mut out = HashMap::new();
-    for chunk in phones.chunks(sql::CHUNK) {
-        let mut q = sql::as_with_list::<(String, i64)>(
-            "SELECT phone, MAX(received_at) AS t FROM replies WHERE phone IN ({list}) GROUP BY phone",
-            1,
-            chunk.len(),
-        );
-        for p in chunk {
-            q = q.bind(p.clone());
-        }
-        out.extend(q.fetch_all(&db.pool).await?);
-    }
-    Ok(out)
+    let last: Vec<(String, i64)> = sql::fetch_for_list(
+        db,
+        "SELECT phone, MAX(received_at) AS t FROM replies WHERE phone IN ({list}) GROUP BY phone",
+        None,
+        phones,
+    )
+    .await?;
+    Ok(last.into_iter().collect())
 }
 
 /// How a stored reply was understood.

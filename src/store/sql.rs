@@ -2,10 +2,11 @@
 //! (`$2, $3, …` or `($2, $3), ($4, $5)`), never values. Every other statement in `store` is a
 //! string literal.
 
-use sqlx::any::AnyArguments;
+use super::{Db, Tx};
+use anyhow::Result;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryAs};
-use sqlx::{Any, FromRow};
-use sqlx::any::AnyRow;
+use sqlx::{Any, Encode, FromRow, Type};
 
 /// Rows per multi-row statement. SQLite allows 32,766 parameters and PostgreSQL 65,535; 200
 /// rows of up to 10 columns stay far below both (and below sqlx's per-statement cost growth).
@@ -38,12 +39,20 @@ fn expand(template: &'static str, row: &'static str, first: usize, n: usize) -> 
 }
 
 /// A statement over a list of `n` values: `template` holds `{list}`.
-pub fn with_list(template: &'static str, first: usize, n: usize) -> Query<'static, Any, AnyArguments> {
+pub fn with_list(
+    template: &'static str,
+    first: usize,
+    n: usize,
+) -> Query<'static, Any, AnyArguments> {
     sqlx::query(sqlx::AssertSqlSafe(expand(template, "", first, n)))
 }
 
 /// A typed query over a list of `n` values: `template` holds `{list}`.
-pub fn as_with_list<T>(template: &'static str, first: usize, n: usize) -> QueryAs<'static, Any, T, AnyArguments>
+pub fn as_with_list<T>(
+    template: &'static str,
+    first: usize,
+    n: usize,
+) -> QueryAs<'static, Any, T, AnyArguments>
 where
     T: for<'r> FromRow<'r, AnyRow>,
 {
@@ -51,16 +60,91 @@ where
 }
 
 /// A multi-row statement: `template` holds `{rows}`, repeated `n` times as `row` (`?` marks).
-pub fn with_rows(template: &'static str, row: &'static str, first: usize, n: usize) -> Query<'static, Any, AnyArguments> {
+pub fn with_rows(
+    template: &'static str,
+    row: &'static str,
+    first: usize,
+    n: usize,
+) -> Query<'static, Any, AnyArguments> {
     sqlx::query(sqlx::AssertSqlSafe(expand(template, row, first, n)))
 }
 
 /// A typed multi-row statement (`RETURNING …`).
-pub fn as_with_rows<T>(template: &'static str, row: &'static str, first: usize, n: usize) -> QueryAs<'static, Any, T, AnyArguments>
+pub fn as_with_rows<T>(
+    template: &'static str,
+    row: &'static str,
+    first: usize,
+    n: usize,
+) -> QueryAs<'static, Any, T, AnyArguments>
 where
     T: for<'r> FromRow<'r, AnyRow>,
 {
     sqlx::query_as(sqlx::AssertSqlSafe(expand(template, row, first, n)))
+}
+
+/// Typed rows of a query over a list of values, [`CHUNK`] values per statement: `template`
+/// holds `{list}`, numbered after the optional leading parameter `$1`.
+pub async fn fetch_for_list<T, V>(
+    db: &Db,
+    template: &'static str,
+    leading: Option<i64>,
+    values: &[V],
+) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    V: Clone + for<'q> Encode<'q, Any> + Type<Any> + Send + 'static,
+{
+    let first = if leading.is_some() { 2 } else { 1 };
+    let mut out = Vec::new();
+    for chunk in values.chunks(CHUNK) {
+        let mut q = as_with_list::<T>(template, first, chunk.len());
+        if let Some(v) = leading {
+            q = q.bind(v);
+        }
+        for v in chunk {
+            q = q.bind(v.clone());
+        }
+        out.extend(q.fetch_all(&db.pool).await?);
+    }
+    Ok(out)
+}
+
+/// Runs a multi-row statement over `items`, [`CHUNK`] rows per statement: `template` holds
+/// `{rows}`, each row shaped `row` (`?` marks) and numbered after `$1`, bound to `leading`;
+/// `bind` binds one item's values in the order of its marks.
+pub async fn execute_rows<I>(
+    tx: &mut Tx,
+    template: &'static str,
+    row: &'static str,
+    leading: i64,
+    items: &[I],
+    bind: impl Fn(Query<'static, Any, AnyArguments>, &I) -> Query<'static, Any, AnyArguments>,
+) -> Result<()> {
+    for chunk in items.chunks(CHUNK) {
+        let q = with_rows(template, row, 2, chunk.len()).bind(leading);
+        chunk.iter().fold(q, &bind).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The same as [`execute_rows`] for a statement that returns typed rows (`RETURNING …`).
+pub async fn fetch_rows<T, I>(
+    tx: &mut Tx,
+    template: &'static str,
+    row: &'static str,
+    leading: i64,
+    items: &[I],
+    bind: impl Fn(QueryAs<'static, Any, T, AnyArguments>, &I) -> QueryAs<'static, Any, T, AnyArguments>,
+) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    let mut out = Vec::new();
+    for chunk in items.chunks(CHUNK) {
+        let q = as_with_rows::<T>(template, row, 2, chunk.len()).bind(leading);
+        out.extend(chunk.iter().fold(q, &bind).fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

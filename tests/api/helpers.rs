@@ -196,9 +196,7 @@ impl TestApp {
     pub async fn import(&self, csv: &str) -> rappel::agenda::ImportReport {
         let appts = rappel::agenda::parse_import("test.csv", csv, &self.engine.settings)
             .expect("valid import");
-        self.engine.write_appointments(&appts)
-            .await
-            .expect("write")
+        self.engine.write_appointments(&appts).await.expect("write")
     }
 
     /// One appointment on the test Wednesday at `h:m` Paris, for a mobile number.

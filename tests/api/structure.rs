@@ -21,8 +21,22 @@ async fn two_same_day(app: &TestApp, phone: &str) {
     let day = wednesday();
     app.import(&format!(
         "{CSV_HEADER}{}{}",
-        csv_row("L1", "paris-nord", "RX-THO", &format!("{day}T09:00"), phone, ""),
-        csv_row("F1", "paris-nord", "ECHO-PEL", &format!("{day}T11:00"), phone, "")
+        csv_row(
+            "L1",
+            "paris-nord",
+            "RX-THO",
+            &format!("{day}T09:00"),
+            phone,
+            ""
+        ),
+        csv_row(
+            "F1",
+            "paris-nord",
+            "ECHO-PEL",
+            &format!("{day}T11:00"),
+            phone,
+            ""
+        )
     ))
     .await;
 }
@@ -41,7 +55,10 @@ async fn followers_closed_by_their_lead_have_a_ledger_row_of_their_own(kind: Kin
              WHERE a.external_id = 'F1' AND e.kind = 'lead_closed' AND e.state = 'unreachable'",
         )
         .await;
-    assert_eq!(follower_rows, 1, "the follower's own timeline says why it closed");
+    assert_eq!(
+        follower_rows, 1,
+        "the follower's own timeline says why it closed"
+    );
 }
 
 async fn the_builtin_agenda_stamps_its_writes_with_the_engine_clock(kind: Kind) {
@@ -51,11 +68,16 @@ async fn the_builtin_agenda_stamps_its_writes_with_the_engine_clock(kind: Kind) 
     app.clock.set(paris(wednesday() - Duration::days(2), 9, 30));
     app.patient_replies("+33611110002", "oui je confirme").await;
     assert_eq!(app.appointment_status("T1").await, "confirmed");
-    let updated_at: i64 = sqlx::query_scalar("SELECT updated_at FROM appointments WHERE external_id = 'T1'")
-        .fetch_one(&app.engine.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(updated_at, app.now().timestamp(), "the engine's clock, not the machine's");
+    let updated_at: i64 =
+        sqlx::query_scalar("SELECT updated_at FROM appointments WHERE external_id = 'T1'")
+            .fetch_one(&app.engine.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        updated_at,
+        app.now().timestamp(),
+        "the engine's clock, not the machine's"
+    );
 }
 
 async fn a_question_for_two_same_day_appointments_links_every_note_to_the_reply(kind: Kind) {
@@ -128,8 +150,16 @@ async fn a_write_back_is_applied_once_when_the_reply_path_and_the_timer_race(kin
     app.patient_replies("+33611110004", "oui").await;
     timer.await.unwrap();
     assert_eq!(app.appointment_status("O1").await, "confirmed");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "one write-back, not two overlapping ones");
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE state = 'done'").await, 1);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one write-back, not two overlapping ones"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM outbox WHERE state = 'done'")
+            .await,
+        1
+    );
 }
 
 async fn a_reply_from_an_unknown_number_is_filed_under_the_site_it_was_sent_to(kind: Kind) {
@@ -152,7 +182,16 @@ async fn a_reply_from_an_unknown_number_is_filed_under_the_site_it_was_sent_to(k
         .fetch_one(&app.engine.db.pool)
         .await
         .unwrap();
-    assert_eq!(site, "saint-denis-reunion", "the site that owns the number written to");
-    assert!(detail.contains("+262692123456"), "the secretary can call back: {detail}");
-    assert!(detail.contains("scanner de ma mère"), "and knows what was asked: {detail}");
+    assert_eq!(
+        site, "saint-denis-reunion",
+        "the site that owns the number written to"
+    );
+    assert!(
+        detail.contains("+262692123456"),
+        "the secretary can call back: {detail}"
+    );
+    assert!(
+        detail.contains("scanner de ma mère"),
+        "and knows what was asked: {detail}"
+    );
 }
