@@ -217,6 +217,16 @@ impl Transition {
         }
     }
 
+    /// In `state`, with step `step` (attempt `attempt`) queued at `at`.
+    fn scheduled(state: CampaignState, step: u32, attempt: u32, at: DateTime<Utc>) -> Transition {
+        Transition {
+            state,
+            step,
+            attempt,
+            commands: vec![Command::Schedule { at, step, attempt }],
+        }
+    }
+
     fn to(c: &Campaign, state: CampaignState, commands: Vec<Command>) -> Transition {
         Transition {
             state,
@@ -410,16 +420,7 @@ fn schedule_or_give_up(
     next: Option<(u32, DateTime<Utc>)>,
 ) -> Transition {
     match next {
-        Some((step, at)) => Transition {
-            state,
-            step,
-            attempt: 0,
-            commands: vec![Command::Schedule {
-                at,
-                step,
-                attempt: 0,
-            }],
-        },
+        Some((step, at)) => Transition::scheduled(state, step, 0, at),
         None => Transition::to(
             c,
             CampaignState::Unreachable,
@@ -496,16 +497,7 @@ fn follow_up(c: &Campaign, now: DateTime<Utc>, policy: &Policy, cals: &Calendars
             cals,
         )
     {
-        return Transition {
-            state: CampaignState::AwaitingReply,
-            step: c.step,
-            attempt: c.attempt + 1,
-            commands: vec![Command::Schedule {
-                at,
-                step: c.step,
-                attempt: c.attempt + 1,
-            }],
-        };
+        return Transition::scheduled(CampaignState::AwaitingReply, c.step, c.attempt + 1, at);
     }
     let mut t = reschedule_from(c, step + 1, Some(now), now, policy, cals);
     t.state = CampaignState::AwaitingReply;
@@ -536,16 +528,7 @@ fn reschedule_from(
             policy.deadline(c.appointment_start).max(now),
         ),
     };
-    Transition {
-        state: c.state,
-        step,
-        attempt: 0,
-        commands: vec![Command::Schedule {
-            at,
-            step,
-            attempt: 0,
-        }],
-    }
+    Transition::scheduled(c.state, step, 0, at)
 }
 
 /// 30006 (landline), 21614, WhatsApp 63016: the next step on another channel, at once.

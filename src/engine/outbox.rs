@@ -9,7 +9,7 @@ use crate::agenda::AgendaError;
 use crate::domain::policy::outbox_backoff;
 use crate::store::appointments;
 use crate::store::notes::{self, NewNote};
-use crate::store::outbox::{self, OutboxRow};
+use crate::store::outbox::{self, OutboxRow, TryOutcome};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
@@ -85,12 +85,14 @@ impl Engine {
         for (r, res) in outcomes {
             let tries = r.tries + 1;
             let Err(e) = res else {
-                outbox::done(&mut tx, r.id, tries, now.timestamp()).await?;
+                outbox::record_try(&mut tx, r.id, tries, TryOutcome::Done, now.timestamp()).await?;
                 continue;
             };
             let permanent = matches!(e, AgendaError::Conflict(_) | AgendaError::NotFound);
             if permanent || tries >= i64::from(self.settings.worker.outbox_max_tries) {
-                outbox::failed(&mut tx, r.id, tries, &e.to_string()).await?;
+                let error = e.to_string();
+                let failed = TryOutcome::Failed { error: &error };
+                outbox::record_try(&mut tx, r.id, tries, failed, now.timestamp()).await?;
                 let note = NewNote {
                     site_id: r.site_id.clone(),
                     campaign_id: Some(r.campaign_id),
@@ -104,7 +106,12 @@ impl Engine {
                 tracing::warn!(outbox_id = r.id, campaign_id = r.campaign_id, error = %e, "agenda write-back gave up; note written");
             } else {
                 let next = now + outbox_backoff(self.settings.worker.outbox_backoff, tries);
-                outbox::retry_at(&mut tx, r.id, tries, next.timestamp(), &e.to_string()).await?;
+                let error = e.to_string();
+                let retry = TryOutcome::Retry {
+                    next_try_at: next.timestamp(),
+                    error: &error,
+                };
+                outbox::record_try(&mut tx, r.id, tries, retry, now.timestamp()).await?;
             }
         }
         tx.commit().await?;

@@ -105,8 +105,9 @@ pub async fn recent_leads_of_phone(db: &Db, phone: &str, since: i64) -> Result<V
 /// The campaigns of `ids` still held under `token`.
 #[tracing::instrument(level = "debug", skip_all, fields(n = ids.len()))]
 pub async fn claimed(db: &Db, token: &str, ids: &[i64]) -> Result<Vec<CampaignRow>> {
-    let mut q = sql::as_with_list(
+    let mut q = sql::as_with_rows(
         select_campaigns!("WHERE c.claim_token = $1 AND c.id IN ({list})"),
+        "",
         2,
         ids.len(),
     )
@@ -289,15 +290,9 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewCampaign], now: i64) -> Result<
 /// Scheduled leads (nothing sent yet) of these same-day group keys, by key.
 #[tracing::instrument(level = "debug", skip_all, fields(n = keys.len()))]
 pub async fn scheduled_leads(db: &Db, keys: &[String]) -> Result<HashMap<String, i64>> {
-    let leads: Vec<(String, i64)> = sql::fetch_for_list(
-        db,
-        "SELECT group_key, id FROM campaigns \
-         WHERE lead_id IS NULL AND state = 'scheduled' AND group_key IN ({list})",
-        None,
-        keys,
-    )
-    .await?;
-    Ok(leads.into_iter().collect())
+    let sql = "SELECT group_key, id FROM campaigns \
+               WHERE lead_id IS NULL AND state = 'scheduled' AND group_key IN ({list})";
+    sql::fetch_for_list(db, sql, None, keys).await
 }
 
 /// Start instants of the active followers of each lead.

@@ -23,12 +23,6 @@ pub async fn record(tx: &mut Tx, phone: &str, site_id: &str, source: &str, now: 
 /// (phone, site) pairs among these numbers that opted out.
 #[tracing::instrument(level = "debug", skip_all, fields(n = phones.len()))]
 pub async fn of_phones(db: &Db, phones: &[String]) -> Result<HashSet<(String, String)>> {
-    let pairs: Vec<(String, String)> = sql::fetch_for_list(
-        db,
-        "SELECT phone, site_id FROM opt_outs WHERE phone IN ({list})",
-        None,
-        phones,
-    )
-    .await?;
-    Ok(pairs.into_iter().collect())
+    let sql = "SELECT phone, site_id FROM opt_outs WHERE phone IN ({list})";
+    sql::fetch_for_list(db, sql, None, phones).await
 }

@@ -96,52 +96,42 @@ pub async fn claim(
     Ok(rows)
 }
 
-/// The write-back was applied.
+/// What became of one try of a write-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryOutcome<'a> {
+    /// Applied.
+    Done,
+    /// Will not be applied (a person is told).
+    Failed { error: &'a str },
+    /// Tried again at `next_try_at`.
+    Retry { next_try_at: i64, error: &'a str },
+}
+
+/// Records a try (and releases the claim).
 #[tracing::instrument(level = "debug", skip(tx))]
-pub async fn done(tx: &mut Tx, id: i64, tries: i64, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE outbox SET state = 'done', tries = $1, done_at = $2, last_error = NULL, \
-           claimed_until = NULL WHERE id = $3 AND state = 'pending'",
-    )
-    .bind(tries)
-    .bind(now)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The write-back will not be applied (a person is told).
-#[tracing::instrument(level = "debug", skip(tx, error))]
-pub async fn failed(tx: &mut Tx, id: i64, tries: i64, error: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE outbox SET state = 'failed', tries = $1, last_error = $2, claimed_until = NULL \
-         WHERE id = $3",
-    )
-    .bind(tries)
-    .bind(error.to_string())
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The write-back is tried again at `next_try_at`.
-#[tracing::instrument(level = "debug", skip(tx, error))]
-pub async fn retry_at(
+pub async fn record_try(
     tx: &mut Tx,
     id: i64,
     tries: i64,
-    next_try_at: i64,
-    error: &str,
+    outcome: TryOutcome<'_>,
+    now: i64,
 ) -> Result<()> {
+    let (state, next_try_at, done_at, error) = match outcome {
+        TryOutcome::Done => ("done", None, Some(now), None),
+        TryOutcome::Failed { error } => ("failed", None, None, Some(error)),
+        TryOutcome::Retry { next_try_at, error } => {
+            ("pending", Some(next_try_at), None, Some(error))
+        }
+    };
     sqlx::query(
-        "UPDATE outbox SET tries = $1, next_try_at = $2, last_error = $3, claimed_until = NULL \
-         WHERE id = $4",
+        "UPDATE outbox SET state = $1, tries = $2, next_try_at = COALESCE($3, next_try_at), \
+           done_at = $4, last_error = $5, claimed_until = NULL WHERE id = $6 AND state = 'pending'",
     )
+    .bind(state)
     .bind(tries)
     .bind(next_try_at)
-    .bind(error.to_string())
+    .bind(done_at)
+    .bind(error.map(str::to_string))
     .bind(id)
     .execute(&mut **tx)
     .await?;

@@ -43,14 +43,9 @@ pub async fn insert(tx: &mut Tx, r: &NewReply) -> Result<Option<i64>> {
 /// When each of these numbers last wrote to us (Unix seconds).
 #[tracing::instrument(level = "debug", skip_all, fields(n = phones.len()))]
 pub async fn last_inbound(db: &Db, phones: &[String]) -> Result<HashMap<String, i64>> {
-    let last: Vec<(String, i64)> = sql::fetch_for_list(
-        db,
-        "SELECT phone, MAX(received_at) AS t FROM replies WHERE phone IN ({list}) GROUP BY phone",
-        None,
-        phones,
-    )
-    .await?;
-    Ok(last.into_iter().collect())
+    let sql =
+        "SELECT phone, MAX(received_at) AS t FROM replies WHERE phone IN ({list}) GROUP BY phone";
+    sql::fetch_for_list(db, sql, None, phones).await
 }
 
 /// How a stored reply was understood.

@@ -38,28 +38,8 @@ fn expand(template: &'static str, row: &'static str, first: usize, n: usize) -> 
     }
 }
 
-/// A statement over a list of `n` values: `template` holds `{list}`.
-pub fn with_list(
-    template: &'static str,
-    first: usize,
-    n: usize,
-) -> Query<'static, Any, AnyArguments> {
-    sqlx::query(sqlx::AssertSqlSafe(expand(template, "", first, n)))
-}
-
-/// A typed query over a list of `n` values: `template` holds `{list}`.
-pub fn as_with_list<T>(
-    template: &'static str,
-    first: usize,
-    n: usize,
-) -> QueryAs<'static, Any, T, AnyArguments>
-where
-    T: for<'r> FromRow<'r, AnyRow>,
-{
-    sqlx::query_as(sqlx::AssertSqlSafe(expand(template, "", first, n)))
-}
-
-/// A multi-row statement: `template` holds `{rows}`, repeated `n` times as `row` (`?` marks).
+/// A multi-row statement: `template` holds `{rows}`, repeated `n` times as `row` (`?` marks),
+/// or `{list}`, `n` placeholders (`row` unused).
 pub fn with_rows(
     template: &'static str,
     row: &'static str,
@@ -69,7 +49,7 @@ pub fn with_rows(
     sqlx::query(sqlx::AssertSqlSafe(expand(template, row, first, n)))
 }
 
-/// A typed multi-row statement (`RETURNING …`).
+/// A typed statement over `{rows}` or `{list}` (see [`with_rows`]).
 pub fn as_with_rows<T>(
     template: &'static str,
     row: &'static str,
@@ -82,22 +62,41 @@ where
     sqlx::query_as(sqlx::AssertSqlSafe(expand(template, row, first, n)))
 }
 
+/// A statement over a list of `n` values: `template` holds `{list}`.
+pub fn with_list(
+    template: &'static str,
+    first: usize,
+    n: usize,
+) -> Query<'static, Any, AnyArguments> {
+    with_rows(template, "", first, n)
+}
+
+/// A typed statement over a list of `n` values: `template` holds `{list}`.
+pub fn as_with_list<T: for<'r> FromRow<'r, AnyRow>>(
+    template: &'static str,
+    first: usize,
+    n: usize,
+) -> QueryAs<'static, Any, T, AnyArguments> {
+    as_with_rows(template, "", first, n)
+}
+
 /// Typed rows of a query over a list of values, [`CHUNK`] values per statement: `template`
 /// holds `{list}`, numbered after the optional leading parameter `$1`.
-pub async fn fetch_for_list<T, V>(
+pub async fn fetch_for_list<T, V, C>(
     db: &Db,
     template: &'static str,
     leading: Option<i64>,
     values: &[V],
-) -> Result<Vec<T>>
+) -> Result<C>
 where
     T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     V: Clone + for<'q> Encode<'q, Any> + Type<Any> + Send + 'static,
+    C: FromIterator<T>,
 {
     let first = if leading.is_some() { 2 } else { 1 };
     let mut out = Vec::new();
     for chunk in values.chunks(CHUNK) {
-        let mut q = as_with_list::<T>(template, first, chunk.len());
+        let mut q = as_with_rows::<T>(template, "", first, chunk.len());
         if let Some(v) = leading {
             q = q.bind(v);
         }
@@ -106,7 +105,7 @@ where
         }
         out.extend(q.fetch_all(&db.pool).await?);
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// Runs a multi-row statement over `items`, [`CHUNK`] rows per statement: `template` holds
