@@ -22,10 +22,12 @@ use crate::store::{Backend, Db};
 use crate::templates::Templates;
 use anyhow::{Context, Result};
 use apalis::prelude::*;
+use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Builds the engine from validated settings: database (migrated), clock, provider, templates.
@@ -113,7 +115,7 @@ pub struct Roles {
 
 /// Runs until `shutdown` is cancelled (Ctrl-C or SIGTERM in the CLI).
 pub async fn run(engine: Engine, roles: Roles, shutdown: CancellationToken) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = JoinSet::new();
     if roles.http {
         let listener = tokio::net::TcpListener::bind(engine.settings.server.bind)
             .await
@@ -150,90 +152,139 @@ pub async fn run(engine: Engine, roles: Roles, shutdown: CancellationToken) -> R
     Ok(())
 }
 
+/// How the sweeper hands a step batch to the queue.
+type Push = Arc<dyn Fn(StepBatch) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
+/// Resolves when the process shuts down: the signal apalis workers run until.
+type Stop = BoxFuture<'static, Result<(), std::io::Error>>;
+
+/// The apalis queue that carries step batches, on both engines.
+const QUEUE: &str = "rappel-steps";
+
+/// Starts the worker role: the step queue and its consumer, the planner, the sweeper and the
+/// agenda outbox, each a task of `tasks` that ends when `shutdown` is cancelled.
 async fn spawn_worker(
-    tasks: &mut tokio::task::JoinSet<Result<()>>,
+    tasks: &mut JoinSet<Result<()>>,
     engine: Engine,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // Fresh per process start: a worker restarted under the same name strands its jobs
+    // (PostgreSQL).
     let worker_name = format!("rappel-{}", uuid::Uuid::new_v4().simple());
+    let push = start_queue(tasks, &engine, &shutdown, &worker_name).await?;
+    tracing::info!(worker = %worker_name, backend = engine.db.backend.as_str(), "worker started");
+    start_planner(tasks, &engine, &shutdown, &worker_name).await?;
+    spawn_sweeper(tasks, engine.clone(), shutdown.clone(), push);
+    spawn_outbox(tasks, engine, shutdown);
+    Ok(())
+}
+
+/// Opens the queue on the engine's database (applying its migrations), starts the step-batch
+/// consumer named `worker_name`, and returns how the sweeper pushes into the queue. SQLite has
+/// no notifications, so its consumer polls every 200 ms; PostgreSQL's is woken by LISTEN/NOTIFY.
+async fn start_queue(
+    tasks: &mut JoinSet<Result<()>>,
+    engine: &Engine,
+    shutdown: &CancellationToken,
+    worker_name: &str,
+) -> Result<Push> {
     let url = engine.db.url().expose_secret().to_string();
-    let queue = "rappel-steps";
-    // The sweeper pushes into `push`; the apalis worker consumes. Both speak the same storage.
-    let push: Arc<
-        dyn Fn(StepBatch) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync,
-    > = match engine.db.backend {
+    let builder = WorkerBuilder::new(worker_name.to_string());
+    Ok(match engine.db.backend {
         Backend::Sqlite => {
             let pool = apalis_sqlite::SqlitePool::connect(&url).await?;
-            let mut m = apalis_sqlite::SqliteStorage::migrations();
-            m.set_ignore_missing(true);
-            m.run(&pool).await.context("queue migrations")?;
-            let config = apalis_sqlite::Config::default().queue(queue);
+            migrate_queue(apalis_sqlite::SqliteStorage::migrations(), &pool).await?;
+            let config = apalis_sqlite::Config::default().queue(QUEUE);
             let storage = apalis_sqlite::SqliteStorage::<StepBatch>::new(&pool).with_config(config);
-            let consumer = storage
-                .clone()
-                .poll_with_interval(Duration::from_millis(200));
-            let worker = WorkerBuilder::new(worker_name.clone())
-                .backend(consumer)
+            let consumer = builder
+                .backend(
+                    storage
+                        .clone()
+                        .poll_with_interval(Duration::from_millis(200)),
+                )
                 .data(engine.clone())
                 .build(run_step_batch);
-            let token = shutdown.clone();
-            tasks.spawn(async move {
-                worker
-                    .run_until(async move {
-                        token.cancelled().await;
-                        Ok::<(), std::io::Error>(())
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("queue worker: {e}"))
-            });
-            Arc::new(move |job| {
-                let mut s = storage.clone();
-                Box::pin(async move {
-                    s.push(job)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("queue push: {e}"))?;
-                    Ok(())
-                })
-            })
+            serve_queue(tasks, shutdown, storage, |stop| consumer.run_until(stop))
         }
         Backend::Postgres => {
             let pool = apalis_postgres::PgPool::connect(&url).await?;
-            let mut m = apalis_postgres::PostgresStorage::migrations();
-            m.set_ignore_missing(true);
-            m.run(&pool).await.context("queue migrations")?;
-            let config = apalis_postgres::Config::default().queue(queue);
+            migrate_queue(apalis_postgres::PostgresStorage::migrations(), &pool).await?;
+            let config = apalis_postgres::Config::default().queue(QUEUE);
             let storage =
                 apalis_postgres::PostgresStorage::<StepBatch>::new(&pool).with_config(config);
-            let consumer = storage.clone().with_pubsub();
-            let worker = WorkerBuilder::new(worker_name.clone())
-                .backend(consumer)
+            let consumer = builder
+                .backend(storage.clone().with_pubsub())
                 .data(engine.clone())
                 .build(run_step_batch);
-            let token = shutdown.clone();
-            tasks.spawn(async move {
-                worker
-                    .run_until(async move {
-                        token.cancelled().await;
-                        Ok::<(), std::io::Error>(())
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("queue worker: {e}"))
-            });
-            Arc::new(move |job| {
-                let mut s = storage.clone();
-                Box::pin(async move {
-                    s.push(job)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("queue push: {e}"))?;
-                    Ok(())
-                })
-            })
+            serve_queue(tasks, shutdown, storage, |stop| consumer.run_until(stop))
         }
-    };
-    tracing::info!(worker = %worker_name, backend = engine.db.backend.as_str(), "worker started");
+    })
+}
 
-    // Planner: once now (catch-up after downtime: it reads the agenda, not a timer's history),
-    // then on apalis-cron ticks. Several processes planning at once is harmless (unique key).
+/// Applies the queue's own migrations. They share sqlx's ledger table with Rappel's, so each
+/// side ignores the other's versions.
+async fn migrate_queue<'a, A>(mut migrator: sqlx::migrate::Migrator, pool: A) -> Result<()>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await.context("queue migrations")
+}
+
+/// Runs the queue's consumer (`run_consumer`, given the shutdown signal) as a task, and returns
+/// how to push step batches into `storage`, the same queue.
+fn serve_queue<S, K, F, E>(
+    tasks: &mut JoinSet<Result<()>>,
+    shutdown: &CancellationToken,
+    storage: S,
+    run_consumer: impl FnOnce(Stop) -> F,
+) -> Push
+where
+    S: TaskSink<StepBatch, K> + Clone + Send + Sync + 'static,
+    K: 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    spawn_until_cancelled(tasks, shutdown, "queue worker", run_consumer);
+    Arc::new(move |job| {
+        let mut storage = storage.clone();
+        Box::pin(async move {
+            storage
+                .push(job)
+                .await
+                .map_err(|e| anyhow::anyhow!("queue push: {e}"))
+        })
+    })
+}
+
+/// Spawns `run` (an apalis worker's `run_until`, given the shutdown signal) as a task of `tasks`;
+/// its error is reported as `what`.
+fn spawn_until_cancelled<F, E>(
+    tasks: &mut JoinSet<Result<()>>,
+    shutdown: &CancellationToken,
+    what: &'static str,
+    run: impl FnOnce(Stop) -> F,
+) where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let token = shutdown.clone();
+    let running = run(Box::pin(async move {
+        token.cancelled().await;
+        Ok(())
+    }));
+    tasks.spawn(async move { running.await.map_err(|e| anyhow::anyhow!("{what}: {e}")) });
+}
+
+/// Plans once now (catch-up after downtime: it reads the agenda, not a timer's history), then
+/// on apalis-cron ticks. Several processes planning at once is harmless (unique key).
+async fn start_planner(
+    tasks: &mut JoinSet<Result<()>>,
+    engine: &Engine,
+    shutdown: &CancellationToken,
+    worker_name: &str,
+) -> Result<()> {
     match engine.plan().await {
         Ok(r) => tracing::info!(opened = r.opened, expired = r.expired, "planner caught up"),
         Err(err) => tracing::error!(error = %format!("{err:#}"), "planner failed"),
@@ -243,66 +294,72 @@ async fn spawn_worker(
         .backend(apalis_cron::CronScheduler::new(schedule))
         .data(engine.clone())
         .build(plan_tick);
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        planner
-            .run_until(async move {
-                token.cancelled().await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("planner: {e}"))
-    });
+    spawn_until_cancelled(tasks, shutdown, "planner", |stop| planner.run_until(stop));
+    Ok(())
+}
 
-    // Sweeper: claims due campaigns in batches and queues them.
-    let (e, token) = (engine.clone(), shutdown.clone());
+/// Sweeper: on each tick, claims due campaigns in batches and queues them, until a batch comes
+/// back short.
+fn spawn_sweeper(
+    tasks: &mut JoinSet<Result<()>>,
+    engine: Engine,
+    shutdown: CancellationToken,
+    push: Push,
+) {
     tasks.spawn(async move {
-        let mut tick = tokio::time::interval(e.settings.worker.sweep_interval);
+        let mut tick = tokio::time::interval(engine.settings.worker.sweep_interval);
         loop {
             tokio::select! {
-                _ = token.cancelled() => return Ok(()),
-                _ = tick.tick() => {
-                    loop {
-                        match e.claim_due(e.settings.worker.batch_size).await {
-                            Ok((ids, _)) if ids.is_empty() => break,
-                            Ok((ids, token)) => {
-                                let full = ids.len() == e.settings.worker.batch_size;
-                                if let Err(err) = push(StepBatch { ids, token }).await {
-                                    tracing::error!(error = %format!("{err:#}"), "could not queue a step batch; the lease will retry it");
-                                    break;
-                                }
-                                if !full { break; }
-                            }
-                            Err(err) => {
-                                tracing::error!(error = %format!("{err:#}"), "sweeper failed");
-                                break;
-                            }
-                        }
-                    }
-                }
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tick.tick() => sweep(&engine, &push).await,
             }
         }
     });
+}
 
-    // Agenda outbox and acknowledgement recovery.
-    let (e, token) = (engine, shutdown);
+/// One sweep: claims and queues full batches until a short (or empty) one. An error is logged
+/// and ends the sweep; the claim lease brings the campaigns back.
+async fn sweep(engine: &Engine, push: &Push) {
+    let batch_size = engine.settings.worker.batch_size;
+    loop {
+        match engine.claim_due(batch_size).await {
+            Ok((ids, _)) if ids.is_empty() => break,
+            Ok((ids, token)) => {
+                let full = ids.len() == batch_size;
+                if let Err(err) = push(StepBatch { ids, token }).await {
+                    tracing::error!(error = %format!("{err:#}"), "could not queue a step batch; the lease will retry it");
+                    break;
+                }
+                if !full {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "sweeper failed");
+                break;
+            }
+        }
+    }
+}
+
+/// Agenda outbox and acknowledgement recovery, on each tick.
+fn spawn_outbox(tasks: &mut JoinSet<Result<()>>, engine: Engine, shutdown: CancellationToken) {
     tasks.spawn(async move {
-        let mut tick = tokio::time::interval(e.settings.worker.outbox_interval);
+        let mut tick = tokio::time::interval(engine.settings.worker.outbox_interval);
         loop {
             tokio::select! {
-                _ = token.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = tick.tick() => {
-                    if let Err(err) = e.drain_outbox().await {
+                    if let Err(err) = engine.drain_outbox().await {
                         tracing::error!(error = %format!("{err:#}"), "outbox failed");
                     }
-                    if let Err(err) = e.recover_acks().await {
+                    if let Err(err) = engine.recover_acks().await {
                         tracing::error!(error = %format!("{err:#}"), "acknowledgement recovery failed");
                     }
                 }
             }
         }
     });
-    Ok(())
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

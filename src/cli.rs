@@ -7,7 +7,7 @@ use crate::templates::{self, Templates};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -128,66 +128,24 @@ fn load_settings(dir: Option<&std::path::Path>) -> Result<Settings> {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let config_dir = cli.config.as_deref();
     match cli.command {
         Command::Serve { no_worker } => {
-            let engine = app::build_engine(load_settings(cli.config.as_deref())?, None).await?;
-            let token = CancellationToken::new();
-            app::cancel_on_signal(token.clone());
-            app::run(
-                engine,
-                Roles {
-                    http: true,
-                    worker: !no_worker,
-                },
-                token,
-            )
-            .await?;
+            let roles = Roles {
+                http: true,
+                worker: !no_worker,
+            };
+            run_roles(config_dir, roles).await?;
         }
         Command::Worker => {
-            let engine = app::build_engine(load_settings(cli.config.as_deref())?, None).await?;
-            let token = CancellationToken::new();
-            app::cancel_on_signal(token.clone());
-            app::run(
-                engine,
-                Roles {
-                    http: false,
-                    worker: true,
-                },
-                token,
-            )
-            .await?;
-        }
-        Command::Migrate => {
-            let settings = load_settings(cli.config.as_deref())?;
-            let db = crate::store::Db::connect(&settings.database.url, 2).await?;
-            db.migrate().await?;
-            println!("migrations applied ({})", db.backend.as_str());
-        }
-        Command::Import { file } => {
-            let settings = load_settings(cli.config.as_deref())?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let name = file.display().to_string();
-            let appts = match crate::agenda::parse_import(&name, &text, &settings) {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("import rejected, nothing written:\n{e}");
-                    return Ok(ExitCode::from(2));
-                }
+            let roles = Roles {
+                http: false,
+                worker: true,
             };
-            let engine = app::build_engine(settings, None).await?;
-            let report = engine.write_appointments(&appts).await?;
-            let planned = engine.plan().await?;
-            println!(
-                "imported {} appointments: {} new, {} moved, {} cancelled, {} unchanged; {} campaigns opened",
-                appts.len(),
-                report.created,
-                report.moved,
-                report.cancelled,
-                report.unchanged,
-                planned.opened
-            );
+            run_roles(config_dir, roles).await?;
         }
+        Command::Migrate => migrate(config_dir).await?,
+        Command::Import { file } => return import(config_dir, &file).await,
         Command::Demo {
             seed,
             agenda,
@@ -211,28 +169,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             crate::tools::bench::run(appointments, database, replies, &provider).await?;
         }
-        Command::Classify { lang, site } => {
-            let lang = lang.as_deref().and_then(Lang::parse);
-            let vocab = match site {
-                None => reply::Vocabulary::default(),
-                Some(id) => {
-                    let settings = load_settings(cli.config.as_deref())?;
-                    settings
-                        .site(&id)
-                        .with_context(|| format!("--site: no site '{id}' in the configuration"))?
-                        .vocabulary
-                        .clone()
-                }
-            };
-            let stdin = std::io::stdin();
-            let mut out = std::io::stdout().lock();
-            for line in stdin.lock().lines() {
-                let line = line.context("reading standard input")?;
-                let c = reply::classify(&line, lang, &vocab);
-                serde_json::to_writer(&mut out, &c)?;
-                writeln!(out)?;
-            }
-        }
+        Command::Classify { lang, site } => classify(config_dir, lang, site)?,
         Command::CheckConfig => {
             let dir = config::config_dir(cli.config.as_deref());
             let settings = match config::load(dir.as_deref()) {
@@ -310,6 +247,77 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve` and `worker`: runs the given roles until Ctrl-C or SIGTERM.
+async fn run_roles(config_dir: Option<&Path>, roles: Roles) -> Result<()> {
+    let engine = app::build_engine(load_settings(config_dir)?, None).await?;
+    let token = CancellationToken::new();
+    app::cancel_on_signal(token.clone());
+    app::run(engine, roles, token).await
+}
+
+/// `migrate`: applies the database migrations.
+async fn migrate(config_dir: Option<&Path>) -> Result<()> {
+    let settings = load_settings(config_dir)?;
+    let db = crate::store::Db::connect(&settings.database.url, 2).await?;
+    db.migrate().await?;
+    println!("migrations applied ({})", db.backend.as_str());
+    Ok(())
+}
+
+/// `import`: writes a file's appointments (all or nothing; exit code 2 when rejected), then
+/// plans their campaigns.
+async fn import(config_dir: Option<&Path>, file: &Path) -> Result<ExitCode> {
+    let settings = load_settings(config_dir)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let appts = match crate::agenda::parse_import(&name, &text, &settings) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("import rejected, nothing written:\n{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let engine = app::build_engine(settings, None).await?;
+    let report = engine.write_appointments(&appts).await?;
+    let planned = engine.plan().await?;
+    println!(
+        "imported {} appointments: {} new, {} moved, {} cancelled, {} unchanged; {} campaigns opened",
+        appts.len(),
+        report.created,
+        report.moved,
+        report.cancelled,
+        report.unchanged,
+        planned.opened
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `classify`: one JSON classification per line of standard input.
+fn classify(config_dir: Option<&Path>, lang: Option<String>, site: Option<String>) -> Result<()> {
+    let lang = lang.as_deref().and_then(Lang::parse);
+    let vocab = match site {
+        None => reply::Vocabulary::default(),
+        Some(id) => {
+            let settings = load_settings(config_dir)?;
+            settings
+                .site(&id)
+                .with_context(|| format!("--site: no site '{id}' in the configuration"))?
+                .vocabulary
+                .clone()
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading standard input")?;
+        let c = reply::classify(&line, lang, &vocab);
+        serde_json::to_writer(&mut out, &c)?;
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 /// A realistic worst case for segment counts: the longest site name, a long date, preparation.

@@ -13,11 +13,11 @@
 pub mod twilio;
 
 use crate::domain::types::{Channel, PhoneNumber};
-use crate::store::{Db, placeholders};
+use crate::store::Db;
+use crate::store::sandbox::{self as sandbox_log, SandboxMessage};
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
-use sqlx::Row;
 use tokio::sync::mpsc;
 
 /// One message or call to hand to the provider.
@@ -117,6 +117,21 @@ pub struct Sandbox {
     listener: Option<mpsc::UnboundedSender<SandboxSent>>,
 }
 
+/// The sandbox's own table could not be read or written: try again in 30 s, as after a
+/// provider's 5xx.
+fn unavailable() -> ProviderError {
+    ProviderError::Transient {
+        code: None,
+        retry_after: Some(Duration::seconds(30)),
+    }
+}
+
+/// A fresh provider id, shaped like Twilio's (`CA…` for calls, `SM…` for messages).
+fn new_sid(channel: Channel) -> String {
+    let prefix = if channel == Channel::Call { "CA" } else { "SM" };
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
 impl Sandbox {
     pub fn new(db: Db) -> Sandbox {
         Sandbox { db, listener: None }
@@ -129,42 +144,34 @@ impl Sandbox {
         }
     }
 
-    async fn record(&self, batch: &[Outbound]) -> Result<Vec<String>> {
-        let mut sids = Vec::with_capacity(batch.len());
-        let mut tx = self.db.begin().await?;
-        // 6 columns per row; SQLite allows 32,766 parameters per statement.
-        for chunk in batch.chunks(1_000) {
-            let values = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO sandbox_messages (client_ref, sid, channel, phone, body, created_at) VALUES {values}"
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                let sid = format!(
-                    "{}{}",
-                    if m.channel == Channel::Call {
-                        "CA"
-                    } else {
-                        "SM"
-                    },
-                    uuid::Uuid::new_v4().simple()
-                );
-                q = q
-                    .bind(m.client_ref.clone())
-                    .bind(sid.clone())
-                    .bind(m.channel.as_str())
-                    .bind(m.to.as_e164().to_string())
-                    .bind(m.body.clone())
-                    .bind(m.recorded_at.timestamp());
-                sids.push(sid);
-            }
-            q.execute(&mut *tx).await?;
+    /// Records the batch in one transaction; the sids in the batch's order.
+    async fn record(&self, batch: &[Outbound]) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<SandboxMessage> = batch
+            .iter()
+            .map(|m| SandboxMessage {
+                client_ref: m.client_ref.clone(),
+                sid: new_sid(m.channel),
+                channel: m.channel,
+                phone: m.to.as_e164().to_string(),
+                body: m.body.clone(),
+                created_at: m.recorded_at.timestamp(),
+            })
+            .collect();
+        sandbox_log::record_many(&self.db, &rows).await?;
+        Ok(rows.into_iter().map(|r| r.sid).collect())
+    }
+
+    fn notify(&self, batch: &[Outbound], sids: &[String]) {
+        let Some(tx) = &self.listener else { return };
+        for (m, sid) in batch.iter().zip(sids) {
+            let _ = tx.send(SandboxSent {
+                sid: sid.clone(),
+                client_ref: m.client_ref.clone(),
+                channel: m.channel,
+                to: m.to.clone(),
+                at: m.recorded_at,
+            });
         }
-        tx.commit().await?;
-        Ok(sids)
     }
 }
 
@@ -180,32 +187,14 @@ impl Provider for Sandbox {
         Box::pin(async move {
             match self.record(batch).await {
                 Ok(sids) => {
-                    if let Some(tx) = &self.listener {
-                        for (m, sid) in batch.iter().zip(&sids) {
-                            let _ = tx.send(SandboxSent {
-                                sid: sid.clone(),
-                                client_ref: m.client_ref.clone(),
-                                channel: m.channel,
-                                to: m.to.clone(),
-                                at: m.recorded_at,
-                            });
-                        }
-                    }
+                    self.notify(batch, &sids);
                     sids.into_iter()
                         .map(|provider_id| Ok(Accepted { provider_id }))
                         .collect()
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "sandbox could not record a batch");
-                    batch
-                        .iter()
-                        .map(|_| {
-                            Err(ProviderError::Transient {
-                                code: None,
-                                retry_after: Some(Duration::seconds(30)),
-                            })
-                        })
-                        .collect()
+                    batch.iter().map(|_| Err(unavailable())).collect()
                 }
             }
         })
@@ -216,19 +205,10 @@ impl Provider for Sandbox {
         msg: &'a Outbound,
     ) -> BoxFuture<'a, Result<Option<Accepted>, ProviderError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT sid FROM sandbox_messages WHERE client_ref = $1 ORDER BY id LIMIT 1",
-            )
-            .bind(msg.client_ref.clone())
-            .fetch_optional(&self.db.pool)
-            .await
-            .map_err(|_| ProviderError::Transient {
-                code: None,
-                retry_after: Some(Duration::seconds(30)),
-            })?;
-            Ok(row.map(|r| Accepted {
-                provider_id: r.get::<String, _>("sid"),
-            }))
+            let sid = sandbox_log::first_sid(&self.db, &msg.client_ref)
+                .await
+                .map_err(|_| unavailable())?;
+            Ok(sid.map(|provider_id| Accepted { provider_id }))
         })
     }
 }

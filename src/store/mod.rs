@@ -11,10 +11,12 @@ pub mod appointments;
 pub mod attempts;
 pub mod campaigns;
 pub mod events;
+pub mod maintenance;
 pub mod notes;
 pub mod opt_outs;
 pub mod outbox;
 pub mod replies;
+pub mod sandbox;
 pub mod sql;
 pub mod stats;
 
@@ -140,14 +142,6 @@ impl Db {
         };
         Ok(tx)
     }
-}
-
-/// `$1, $2, …` placeholders for `n` values starting at `from`.
-pub fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reads an optional text column.

@@ -1,9 +1,8 @@
-//! Counts for the demo's summary and `/admin/stats`.
+//! Counts for the demo's summary, the bench and `/admin/stats`.
 
 use super::Db;
 use anyhow::Result;
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// What a campaign run achieved; printed by the demo and served by `/admin/stats`.
@@ -27,36 +26,37 @@ pub struct Summary {
     pub reply_intents: BTreeMap<String, i64>,
 }
 
+/// Attempts that reached the provider: neither still `sending` nor `refused` before sending.
+macro_rules! made {
+    ($where:literal) => {
+        concat!(
+            "SELECT COUNT(*) FROM attempts WHERE ",
+            $where,
+            " AND state NOT IN ('sending', 'refused')"
+        )
+    };
+}
+
 impl Summary {
     pub async fn read(db: &Db) -> Result<Summary> {
-        let one = |sql: &'static str| {
-            let pool = db.pool.clone();
-            async move {
-                let r = sqlx::query(sql).fetch_one(&pool).await?;
-                Ok::<i64, anyhow::Error>(r.try_get::<i64, _>("n")?)
-            }
-        };
         let states = state_counts(db).await?;
         let s = |k: &str| states.get(k).copied().unwrap_or(0);
-        let mut intents = BTreeMap::new();
-        for r in sqlx::query("SELECT intent, COUNT(*) AS n FROM replies GROUP BY intent")
-            .fetch_all(&db.pool)
-            .await?
-        {
-            intents.insert(r.try_get::<String, _>("intent")?, r.try_get::<i64, _>("n")?);
-        }
-        let appointments = one("SELECT COUNT(*) AS n FROM appointments").await?;
+        let appointments = count(db, "SELECT COUNT(*) FROM appointments").await?;
         let confirmed = s("confirmed");
         Ok(Summary {
             appointments,
-            messages_sent: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'request' AND channel <> 'call' AND state NOT IN ('sending', 'refused')").await?,
-            calls_placed: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'request' AND channel = 'call' AND state NOT IN ('sending', 'refused')").await?,
-            acknowledgements: one("SELECT COUNT(*) AS n FROM attempts WHERE purpose = 'ack' AND state NOT IN ('sending', 'refused')").await?,
+            messages_sent: count(db, made!("purpose = 'request' AND channel <> 'call'")).await?,
+            calls_placed: count(db, made!("purpose = 'request' AND channel = 'call'")).await?,
+            acknowledgements: count(db, made!("purpose = 'ack'")).await?,
             confirmed,
             cancelled: s("cancelled"),
-            slots_released: one("SELECT COUNT(*) AS n FROM outbox WHERE action = 'release' AND state = 'done'").await?,
+            slots_released: count(
+                db,
+                "SELECT COUNT(*) FROM outbox WHERE action = 'release' AND state = 'done'",
+            )
+            .await?,
             reschedule_requested: s("reschedule_requested"),
-            escalated_to_secretaries: one("SELECT COUNT(*) AS n FROM notes").await?,
+            escalated_to_secretaries: count(db, "SELECT COUNT(*) FROM notes").await?,
             unreachable: s("unreachable"),
             opted_out: s("opted_out"),
             invalid_contact: s("invalid_contact"),
@@ -67,17 +67,42 @@ impl Summary {
                 0.0
             },
             states,
-            reply_intents: intents,
+            reply_intents: intent_counts(db).await?,
         })
     }
 }
 
+/// One `SELECT COUNT(*) …` statement's count.
+#[tracing::instrument(level = "debug", skip(db))]
+async fn count(db: &Db, sql: &'static str) -> Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&db.pool).await?;
+    Ok(n)
+}
+
+/// Counts per value of one column (`SELECT <column>, COUNT(*) … GROUP BY <column>`).
+#[tracing::instrument(level = "debug", skip(db))]
+async fn count_by(db: &Db, sql: &'static str) -> Result<BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&db.pool).await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Campaigns per state.
 pub async fn state_counts(db: &Db) -> Result<BTreeMap<String, i64>> {
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM campaigns GROUP BY state")
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
-        .collect()
+    count_by(db, "SELECT state, COUNT(*) FROM campaigns GROUP BY state").await
+}
+
+/// Replies per understood intent.
+pub async fn intent_counts(db: &Db) -> Result<BTreeMap<String, i64>> {
+    count_by(db, "SELECT intent, COUNT(*) FROM replies GROUP BY intent").await
+}
+
+/// Attempts in state `sent` (accepted by the provider, no delivery status yet; the bench's
+/// sandbox reports none).
+pub async fn sent_attempts(db: &Db) -> Result<i64> {
+    count(db, "SELECT COUNT(*) FROM attempts WHERE state = 'sent'").await
+}
+
+/// Agenda write-backs (confirmations and releases) the agenda has taken.
+pub async fn agenda_writebacks_done(db: &Db) -> Result<i64> {
+    count(db, "SELECT COUNT(*) FROM outbox WHERE state = 'done'").await
 }

@@ -3,17 +3,19 @@
 //! write-back), then prints a final JSON line: `appointments`, `sends_per_sec`, `reply_p50_ms`,
 //! `reply_p99_ms`, `peak_rss_mb`, `backend`. Figures are reported, never asserted in tests.
 
+use super::{layer, scratch_dir, settings_with};
+use crate::agenda::{Appointment, AppointmentInput};
 use crate::clock::ManualClock;
-use crate::config::{self, Layer};
+use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::engine::{Engine, Inbound};
-use crate::provider::Sandbox;
-use crate::store::Db;
+use crate::provider::twilio::TwilioClient;
+use crate::provider::{Provider, Sandbox};
+use crate::store::{Backend, Db, maintenance, stats};
 use crate::templates::Templates;
 use anyhow::Result;
-use chrono::{Datelike, Duration, NaiveTime, Utc, Weekday};
-use sqlx::Row;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,100 +61,116 @@ async fn start_twilio_fake() -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-pub async fn run(
-    n: usize,
-    database: Option<String>,
-    replies: usize,
-    provider_name: &str,
-) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("rappel-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let url = database.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
-    let mut layers = config::read_layers(None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    layers.push(Layer {
-        name: "bench".into(),
-        text: format!(
-            "[database]\nurl = \"{url}\"\nmax_connections = 8\n[worker]\nbatch_size = 1000\n"
-        ),
-    });
+/// The bench's configuration: its database, batches of 1,000, and the loopback Twilio fake
+/// when `provider_name` is `twilio-fake`.
+async fn bench_settings(url: &str, provider_name: &str) -> Result<Settings> {
+    let mut layers = vec![layer(
+        "bench",
+        format!("[database]\nurl = \"{url}\"\nmax_connections = 8\n[worker]\nbatch_size = 1000\n"),
+    )];
     if provider_name == "twilio-fake" {
         let base = start_twilio_fake().await?;
-        layers.push(Layer {
-            name: "bench twilio-fake".into(),
-            text: format!(
+        layers.push(layer(
+            "bench twilio-fake",
+            format!(
                 "[provider]\nkind = \"twilio\"\n[provider.twilio]\nbase_url = \"{base}\"\n\
                  account_sid = \"AC00000000000000000000000000000000\"\nauth_token = \"bench-token\"\n\
                  messages_per_second = 10000.0\nmax_in_flight = 64\n"
             ),
-        });
+        ));
     }
-    let settings = config::load_from(&layers, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let paris = chrono_tz::Europe::Paris;
+    settings_with(layers)
+}
+
+/// The appointments' day: the first Wednesday at least a week ahead.
+fn bench_day() -> NaiveDate {
     let mut day = Utc::now().date_naive() + Duration::days(7);
     while day.weekday() != Weekday::Wed {
         day += Duration::days(1);
     }
-    // J-2 (Monday) at 09:00: every request step is due at once.
-    let start = resolve_local(
-        paris,
+    day
+}
+
+/// J-2 (Monday) at 09:00 Paris time: every request step is due at once.
+fn bench_start(day: NaiveDate) -> DateTime<Utc> {
+    resolve_local(
+        chrono_tz::Europe::Paris,
         (day - Duration::days(2)).and_time(NaiveTime::from_hms_opt(9, 0, 0).expect("time")),
-    );
-    let clock = Arc::new(ManualClock::new(start));
+    )
+}
+
+/// The engine on a migrated, empty database, with the configured provider.
+async fn bench_engine(settings: Settings, clock: Arc<ManualClock>) -> Result<Engine> {
     let db = Db::connect(&settings.database.url, 8).await?;
     db.migrate().await?;
-    if db.backend == crate::store::Backend::Postgres {
-        sqlx::raw_sql("TRUNCATE appointments, campaigns, attempts, events, replies, notes, outbox, opt_outs, sandbox_messages")
-            .execute(&db.pool)
-            .await?;
+    if db.backend == Backend::Postgres {
+        maintenance::truncate_all(&db).await?;
     }
-    let provider: Arc<dyn crate::provider::Provider> = match &settings.twilio {
-        Some(t) => Arc::new(crate::provider::twilio::TwilioClient::new(t.clone())?),
+    let provider: Arc<dyn Provider> = match &settings.twilio {
+        Some(t) => Arc::new(TwilioClient::new(t.clone())?),
         None => Arc::new(Sandbox::new(db.clone())),
     };
-    let engine = Engine::new(
-        db.clone(),
+    Ok(Engine::new(
+        db,
         Arc::new(settings),
-        clock.clone(),
+        clock,
         provider,
         Arc::new(Templates::load(None)?),
-    );
+    ))
+}
 
-    eprintln!("seeding {n} appointments ({})…", db.backend.as_str());
-    let exams = ["IRM-GEN", "TDM-THO", "ECHO-PEL", "RX-THO", "MAMMO"];
-    let mut appts = Vec::with_capacity(n);
-    for i in 0..n {
-        let minute = (i % 600) as u32;
-        let input = crate::agenda::AppointmentInput {
-            external_id: format!("B{i:07}"),
-            site: "paris-nord".into(),
-            exam_code: exams[i % exams.len()].into(),
-            start: format!("{day}T{:02}:{:02}", 8 + minute / 60, minute % 60),
-            duration_min: None,
-            patient_name: format!("Patient {i}"),
-            phone: Some(format!("+336{:08}", i)),
-            locale: Some(if i % 10 == 0 { "en" } else { "fr" }.into()),
-            channel: Some(if i % 7 == 0 { "whatsapp" } else { "sms" }.into()),
-            status: None,
-        };
-        appts.push(
-            input
-                .check(&engine.settings)
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?,
-        );
-    }
+/// The `i`-th appointment: one a minute from 08:00 (600 a day, then the same times again),
+/// each patient with a number of their own.
+fn appointment(engine: &Engine, day: NaiveDate, i: usize) -> Result<Appointment> {
+    const EXAMS: [&str; 5] = ["IRM-GEN", "TDM-THO", "ECHO-PEL", "RX-THO", "MAMMO"];
+    let minute = (i % 600) as u32;
+    let input = AppointmentInput {
+        external_id: format!("B{i:07}"),
+        site: "paris-nord".into(),
+        exam_code: EXAMS[i % EXAMS.len()].into(),
+        start: format!("{day}T{:02}:{:02}", 8 + minute / 60, minute % 60),
+        duration_min: None,
+        patient_name: format!("Patient {i}"),
+        phone: Some(format!("+336{:08}", i)),
+        locale: Some(if i % 10 == 0 { "en" } else { "fr" }.into()),
+        channel: Some(if i % 7 == 0 { "whatsapp" } else { "sms" }.into()),
+        status: None,
+    };
+    input
+        .check(&engine.settings)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))
+}
+
+/// Seeds `n` appointments on `day`, then gives the planner statistics: a running system has them
+/// (autovacuum, or the ANALYZE of `migrate`), a table filled in seconds does not yet, and
+/// PostgreSQL then plans the batch queries as for an empty table.
+async fn seed(engine: &Engine, day: NaiveDate, n: usize) -> Result<()> {
+    eprintln!("seeding {n} appointments ({})…", engine.db.backend.as_str());
+    let appts = (0..n)
+        .map(|i| appointment(engine, day, i))
+        .collect::<Result<Vec<_>>>()?;
     for chunk in appts.chunks(5_000) {
         engine.write_appointments(chunk).await?;
     }
-    // A running system has statistics (autovacuum, or the ANALYZE of `migrate`); a table filled
-    // in seconds does not yet, and PostgreSQL then plans the batch queries as for an empty table.
-    sqlx::query("ANALYZE").execute(&db.pool).await?;
+    maintenance::analyze(&engine.db).await
+}
 
+/// What planning and dispatching every due step took.
+struct Dispatched {
+    sent: i64,
+    plan_secs: f64,
+    /// Planning included.
+    dispatch_secs: f64,
+}
+
+/// Plans the campaigns, then claims and runs due steps until none is left.
+async fn plan_and_dispatch(engine: &Engine) -> Result<Dispatched> {
     let t0 = Instant::now();
     let planned = engine.plan().await?.opened;
     let plan_secs = t0.elapsed().as_secs_f64();
     // Statistics for the 100,000 new campaigns (autovacuum would take a minute to notice them);
     // not counted in the figures.
-    sqlx::query("ANALYZE").execute(&db.pool).await?;
+    maintenance::analyze(&engine.db).await?;
     let t1 = Instant::now();
     let mut dispatched = 0usize;
     loop {
@@ -163,63 +181,99 @@ pub async fn run(
         dispatched += engine.run_batch(&ids, &token).await?;
     }
     let dispatch_secs = plan_secs + t1.elapsed().as_secs_f64();
-    sqlx::query("ANALYZE").execute(&db.pool).await?;
-    let sent: i64 = sqlx::query("SELECT COUNT(*) AS n FROM attempts WHERE state = 'sent'")
-        .fetch_one(&db.pool)
-        .await?
-        .try_get("n")?;
+    maintenance::analyze(&engine.db).await?;
+    let sent = stats::sent_attempts(&engine.db).await?;
     eprintln!(
         "planned {planned} campaigns in {plan_secs:.2} s; dispatched {dispatched} steps, {sent} messages sent, in {dispatch_secs:.2} s"
     );
+    Ok(Dispatched {
+        sent,
+        plan_secs,
+        dispatch_secs,
+    })
+}
 
-    // Replies: half confirm, half cancel (cancel goes through the agenda release).
-    clock.advance(Duration::minutes(30));
+/// The `i`-th timed reply, from the `idx`-th patient: half confirm, half cancel (a cancel goes
+/// through the agenda release).
+fn reply(i: usize, idx: usize) -> Result<Inbound> {
+    Ok(Inbound {
+        to: None,
+        provider_id: format!("SMBENCH{i}"),
+        from: PhoneNumber::parse(&format!("+336{:08}", idx)).map_err(|e| anyhow::anyhow!(e))?,
+        channel: Channel::Sms,
+        body: if i % 2 == 0 {
+            "oui je serai là".into()
+        } else {
+            "je ne pourrai pas venir, annulez".into()
+        },
+        intent: None,
+        campaign_id: None,
+    })
+}
+
+/// Handles up to `replies` replies spread over the `n` patients; each one's latency in ms,
+/// sorted.
+async fn time_replies(engine: &Engine, n: usize, replies: usize) -> Result<Vec<f64>> {
     let mut lat = Vec::with_capacity(replies);
     for i in 0..replies.min(n) {
         let idx = (i * (n / replies.min(n).max(1))).min(n - 1);
-        let msg = Inbound {
-            to: None,
-            provider_id: format!("SMBENCH{i}"),
-            from: PhoneNumber::parse(&format!("+336{:08}", idx)).map_err(|e| anyhow::anyhow!(e))?,
-            channel: Channel::Sms,
-            body: if i % 2 == 0 {
-                "oui je serai là".into()
-            } else {
-                "je ne pourrai pas venir, annulez".into()
-            },
-            intent: None,
-            campaign_id: None,
-        };
+        let msg = reply(i, idx)?;
         let t = Instant::now();
         engine.handle_inbound(msg).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    let released: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'done'")
-        .fetch_one(&db.pool)
-        .await?
-        .try_get("n")?;
+    Ok(lat)
+}
+
+/// The `p`-th percentile of sorted values (0 when there is none).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Rounds to `places` decimal places.
+fn round_to(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}
+
+pub async fn run(
+    n: usize,
+    database: Option<String>,
+    replies: usize,
+    provider_name: &str,
+) -> Result<()> {
+    let dir = scratch_dir("bench")?;
+    let url = database.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+    let settings = bench_settings(&url, provider_name).await?;
+    let day = bench_day();
+    let clock = Arc::new(ManualClock::new(bench_start(day)));
+    let engine = bench_engine(settings, clock.clone()).await?;
+    seed(&engine, day, n).await?;
+    let d = plan_and_dispatch(&engine).await?;
+
+    clock.advance(Duration::minutes(30));
+    let lat = time_replies(&engine, n, replies).await?;
+    let released = stats::agenda_writebacks_done(&engine.db).await?;
     eprintln!(
         "{} replies handled, {released} agenda write-backs done",
         lat.len()
     );
     let out = serde_json::json!({
         "appointments": n,
-        "backend": db.backend.as_str(),
+        "backend": engine.db.backend.as_str(),
         "provider": provider_name,
-        "sends": sent,
-        "sends_per_sec": (sent as f64 / dispatch_secs).round(),
-        "plan_secs": (plan_secs * 100.0).round() / 100.0,
-        "dispatch_secs": (dispatch_secs * 100.0).round() / 100.0,
+        "sends": d.sent,
+        "sends_per_sec": (d.sent as f64 / d.dispatch_secs).round(),
+        "plan_secs": round_to(d.plan_secs, 2),
+        "dispatch_secs": round_to(d.dispatch_secs, 2),
         "replies": lat.len(),
-        "reply_p50_ms": (pct(0.50) * 100.0).round() / 100.0,
-        "reply_p99_ms": (pct(0.99) * 100.0).round() / 100.0,
-        "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
+        "reply_p50_ms": round_to(percentile(&lat, 0.50), 2),
+        "reply_p99_ms": round_to(percentile(&lat, 0.99), 2),
+        "peak_rss_mb": round_to(peak_rss_mb(), 1),
     });
     println!("{out}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,8 +6,9 @@
 //! the clock jumps to the next thing that happens (a step due, a patient's reply, an outbox
 //! retry). Three simulated days take a few seconds.
 
+use super::{layer, scratch_dir, settings_with};
 use crate::clock::{Clock, ManualClock};
-use crate::config::{self, Layer};
+use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
 use crate::domain::types::Channel;
 use crate::engine::{Engine, Inbound};
@@ -20,6 +21,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -375,53 +377,42 @@ pub async fn run(seed: u64) -> Result<()> {
     run_with(seed, None).await
 }
 
-/// The demo, with the Paris site's agenda on a FHIR server when `fhir_url` is given.
-pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
-    let started = std::time::Instant::now();
-    let dir = std::env::temp_dir().join(format!("rappel-demo-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let db_path = dir.join("demo.db");
-    let mut layers = config::read_layers(None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    layers.push(Layer {
-        name: "demo".into(),
-        text: format!("[database]\nurl = \"sqlite://{}\"\n", db_path.display()),
-    });
-    if let Some(url) = &fhir_url {
-        layers.push(Layer {
-            name: "demo --agenda fhir".into(),
-            text: format!("[sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{url}\"\n"),
-        });
+/// The demo's configuration: its SQLite file, and the Paris site's agenda on the FHIR server at
+/// `fhir_url` when given.
+fn demo_settings(db_path: &Path, fhir_url: Option<&str>) -> Result<Settings> {
+    let mut layers = vec![layer(
+        "demo",
+        format!("[database]\nurl = \"sqlite://{}\"\n", db_path.display()),
+    )];
+    if let Some(url) = fhir_url {
+        layers.push(layer(
+            "demo --agenda fhir",
+            format!("[sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{url}\"\n"),
+        ));
     }
-    let settings = config::load_from(&layers, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let day = demo_day(Utc::now().date_naive());
-    let paris: chrono_tz::Tz = chrono_tz::Europe::Paris;
-    let start = resolve_local(
-        paris,
-        (day - Duration::days(3)).and_time(NaiveTime::from_hms_opt(6, 0, 0).expect("time")),
-    );
-    let end = resolve_local(paris, (day + Duration::days(1)).and_time(NaiveTime::MIN));
-    let clock = Arc::new(ManualClock::new(start));
+    settings_with(layers)
+}
 
+/// The engine on a migrated database, with a sandbox that tells `listener` what it accepts.
+async fn demo_engine(
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    listener: mpsc::UnboundedSender<SandboxSent>,
+) -> Result<Engine> {
     let db = Db::connect(&settings.database.url, 4).await?;
     db.migrate().await?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<SandboxSent>();
-    let provider = Arc::new(Sandbox::with_listener(db.clone(), tx));
+    let provider = Arc::new(Sandbox::with_listener(db.clone(), listener));
     let templates = Arc::new(Templates::load(None)?);
-    let engine = Engine::new(
-        db.clone(),
-        Arc::new(settings),
-        clock.clone(),
-        provider,
-        templates,
-    )
-    .with_fhir_agendas()?;
+    Engine::new(db, Arc::new(settings), clock, provider, templates).with_fhir_agendas()
+}
 
-    let csv = agenda_csv(day, &mut rng);
+/// Writes the day's agenda: the Paris site's on its FHIR server when it has one, the rest in
+/// the built-in agenda. Returns the number of appointments.
+async fn write_agenda(engine: &Engine, day: NaiveDate, rng: &mut StdRng) -> Result<usize> {
+    let csv = agenda_csv(day, rng);
     let appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let fhir = engine.site_agendas.get("paris-nord").cloned();
-    match &fhir {
+    match engine.site_agendas.get("paris-nord") {
         Some(agenda) => {
             let (paris_appts, others): (Vec<_>, Vec<_>) = appts
                 .iter()
@@ -438,26 +429,30 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
             engine.write_appointments(&appts).await?;
         }
     }
-    println!(
-        "Rappel demo: {} appointments on {day} at 2 sites (Paris, Réunion); simulated clock from {} to {} (Paris time)",
-        appts.len(),
-        start.with_timezone(&paris).format("%a %d %b %H:%M"),
-        end.with_timezone(&paris).format("%a %d %b %H:%M"),
-    );
+    Ok(appts.len())
+}
 
-    let mut patients: HashMap<String, Patient> = HashMap::new();
-    let mut pending: BTreeMap<DateTime<Utc>, Vec<Inbound>> = BTreeMap::new();
-    let mut next_progress = start;
-    let mut seq = 0u64;
-    loop {
-        engine.run_until_idle().await?;
-        while let Ok(sent) = rx.try_recv() {
+/// The simulated population and the replies it has yet to send.
+struct Population {
+    rng: StdRng,
+    /// What the sandbox accepted, as each patient's phone would receive it.
+    inbox: mpsc::UnboundedReceiver<SandboxSent>,
+    patients: HashMap<String, Patient>,
+    pending: BTreeMap<DateTime<Utc>, Vec<Inbound>>,
+    seq: u64,
+}
+
+impl Population {
+    /// Each patient reads what the sandbox sent them and, by persona, schedules one reply.
+    fn listen(&mut self) {
+        while let Ok(sent) = self.inbox.try_recv() {
             if sent.client_ref.contains("-s1000-") {
                 continue; // acknowledgements need no answer
             }
             let key = sent.to.as_e164().to_string();
-            let p = patients.entry(key).or_insert_with(|| Patient {
-                persona: persona(&mut rng),
+            let rng = &mut self.rng;
+            let p = self.patients.entry(key).or_insert_with(|| Patient {
+                persona: persona(rng),
                 english: false,
                 answered: false,
             });
@@ -466,35 +461,67 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
             }
             let locale_en = sent.client_ref.len() % 10 == 0; // stable, cheap variety
             p.english = p.english || locale_en;
-            let reply = simulated_reply(p, sent.channel, &mut rng);
-            if let Some((delay, text, channel)) = reply {
+            if let Some((delay, text, channel)) = simulated_reply(p, sent.channel, rng) {
                 p.answered = true;
-                seq += 1;
-                pending.entry(sent.at + delay).or_default().push(Inbound {
-                    to: None,
-                    provider_id: format!("SMDEMO{seq:06}"),
-                    from: sent.to.clone(),
-                    channel,
-                    body: text.to_string(),
-                    intent: None,
-                    campaign_id: None,
-                });
+                self.seq += 1;
+                self.pending
+                    .entry(sent.at + delay)
+                    .or_default()
+                    .push(Inbound {
+                        to: None,
+                        provider_id: format!("SMDEMO{:06}", self.seq),
+                        from: sent.to.clone(),
+                        channel,
+                        body: text.to_string(),
+                        intent: None,
+                        campaign_id: None,
+                    });
             }
         }
+    }
+
+    /// Replies due by `now`, earliest first, taken out of the pending ones.
+    fn due(&mut self, now: DateTime<Utc>) -> Vec<Inbound> {
+        let due: Vec<DateTime<Utc>> = self.pending.range(..=now).map(|(k, _)| *k).collect();
+        due.into_iter()
+            .flat_map(|k| self.pending.remove(&k).unwrap_or_default())
+            .collect()
+    }
+}
+
+/// One progress line: campaigns by outcome so far, at `now` (Paris time).
+async fn print_progress(db: &Db, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Result<()> {
+    let s = crate::store::stats::state_counts(db).await?;
+    println!(
+        "  {}  confirmed {:>3}  cancelled {:>3}  awaiting {:>3}  to secretaries {:>3}",
+        now.with_timezone(&tz).format("%a %d %b %H:%M"),
+        s.get("confirmed").unwrap_or(&0),
+        s.get("cancelled").unwrap_or(&0),
+        s.get("awaiting_reply").unwrap_or(&0) + s.get("scheduled").unwrap_or(&0),
+        s.get("needs_human").unwrap_or(&0) + s.get("reschedule_requested").unwrap_or(&0),
+    );
+    Ok(())
+}
+
+/// Runs the engine and the population from the clock's instant until `end`, jumping from one
+/// event to the next (a reply, a due step, the hourly planner).
+async fn simulate(
+    engine: &Engine,
+    clock: &ManualClock,
+    population: &mut Population,
+    end: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<()> {
+    let mut next_progress = clock.now();
+    loop {
+        engine.run_until_idle().await?;
+        population.listen();
         let now = clock.now();
         if now >= next_progress {
-            let s = crate::store::stats::state_counts(&db).await?;
-            println!(
-                "  {}  confirmed {:>3}  cancelled {:>3}  awaiting {:>3}  to secretaries {:>3}",
-                now.with_timezone(&paris).format("%a %d %b %H:%M"),
-                s.get("confirmed").unwrap_or(&0),
-                s.get("cancelled").unwrap_or(&0),
-                s.get("awaiting_reply").unwrap_or(&0) + s.get("scheduled").unwrap_or(&0),
-                s.get("needs_human").unwrap_or(&0) + s.get("reschedule_requested").unwrap_or(&0),
-            );
+            print_progress(&engine.db, now, tz).await?;
             next_progress = now + Duration::hours(6);
         }
-        let next_reply = pending.keys().next().copied();
+        let next_reply = population.pending.keys().next().copied();
         let next_step = engine.next_due().await?;
         let next_plan = now + Duration::hours(1);
         let next = [next_reply, next_step, Some(next_plan)]
@@ -507,18 +534,49 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
             break;
         }
         clock.set(next);
-        let due: Vec<DateTime<Utc>> = pending.range(..=next).map(|(k, _)| *k).collect();
-        for k in due {
-            for msg in pending.remove(&k).unwrap_or_default() {
-                engine.handle_inbound(msg).await?;
-            }
+        for msg in population.due(next) {
+            engine.handle_inbound(msg).await?;
         }
     }
     clock.set(end);
     engine.run_until_idle().await?;
-    let summary = Summary::read(&db).await?;
-    summary.print();
-    if let Some(agenda) = &fhir {
+    Ok(())
+}
+
+/// The demo, with the Paris site's agenda on a FHIR server when `fhir_url` is given.
+pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let dir = scratch_dir("demo")?;
+    let db_path = dir.join("demo.db");
+    let settings = demo_settings(&db_path, fhir_url.as_deref())?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let day = demo_day(Utc::now().date_naive());
+    let paris: chrono_tz::Tz = chrono_tz::Europe::Paris;
+    let start = resolve_local(
+        paris,
+        (day - Duration::days(3)).and_time(NaiveTime::from_hms_opt(6, 0, 0).expect("time")),
+    );
+    let end = resolve_local(paris, (day + Duration::days(1)).and_time(NaiveTime::MIN));
+    let clock = Arc::new(ManualClock::new(start));
+    let (tx, rx) = mpsc::unbounded_channel::<SandboxSent>();
+    let engine = demo_engine(settings, clock.clone(), tx).await?;
+
+    let appointments = write_agenda(&engine, day, &mut rng).await?;
+    println!(
+        "Rappel demo: {appointments} appointments on {day} at 2 sites (Paris, Réunion); simulated clock from {} to {} (Paris time)",
+        start.with_timezone(&paris).format("%a %d %b %H:%M"),
+        end.with_timezone(&paris).format("%a %d %b %H:%M"),
+    );
+    let mut population = Population {
+        rng,
+        inbox: rx,
+        patients: HashMap::new(),
+        pending: BTreeMap::new(),
+        seq: 0,
+    };
+    simulate(&engine, &clock, &mut population, end, paris).await?;
+    Summary::read(&engine.db).await?.print();
+    if let Some(agenda) = engine.site_agendas.get("paris-nord") {
         fhir_outcome(&agenda.client, day).await?;
     }
     println!(
