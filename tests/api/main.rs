@@ -3,6 +3,7 @@
 mod fhir;
 mod helpers;
 mod twilio;
+mod voice;
 
 use chrono::Duration;
 use helpers::*;
