@@ -320,14 +320,7 @@ async fn answer(
         Ok(None) => return response("<Hangup/>".into()),
         Err(err) => return internal(err),
     };
-    // The identity check, then a goodbye when nobody answered it.
-    script_response((|| {
-        Ok(format!(
-            "{}{}<Hangup/>",
-            script.gather(&e, &attempt, "identity", "call_identity")?,
-            script.say(&e, "call_not_heard")?
-        ))
-    })())
+    script_response(script.greeting(&e, &attempt))
 }
 
 async fn gather(
@@ -393,6 +386,15 @@ pub struct CallScript {
 }
 
 impl CallScript {
+    /// The start of the call: the identity check, then a goodbye when nobody answered it.
+    fn greeting(&self, e: &Engine, attempt: &str) -> anyhow::Result<String> {
+        Ok(format!(
+            "{}{}<Hangup/>",
+            self.gather(e, attempt, "identity", "call_identity")?,
+            self.say(e, "call_not_heard")?
+        ))
+    }
+
     /// `<Say>` of the prompt template `name`.
     fn say(&self, e: &Engine, name: &str) -> anyhow::Result<String> {
         let text = e.templates.render(&self.locale, name, &self.context)?;
