@@ -170,80 +170,88 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             crate::tools::bench::run(appointments, database, replies, &provider).await?;
         }
         Command::Classify { lang, site } => classify(config_dir, lang, site)?,
-        Command::CheckConfig => {
-            let dir = config::config_dir(cli.config.as_deref());
-            let settings = match config::load(dir.as_deref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("configuration error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let templates =
-                Templates::load(settings.templates_dir.as_deref()).context("templates")?;
-            println!(
-                "configuration ok ({}): {} sites, {} exams, {} policies",
-                dir.map(|d| d.display().to_string())
-                    .unwrap_or_else(|| "built-in".into()),
-                settings.sites.len(),
-                settings.exams.len(),
-                settings.policies.len()
+        Command::CheckConfig => return check_config(cli.config.as_deref()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rappel check-config`: loads and validates the configuration, then renders every template of
+/// every locale with a sample context (SMS with their encoding and segment count, the voice
+/// prompts as voice). Exit code 2 when the configuration is invalid.
+fn check_config(dir: Option<&std::path::Path>) -> Result<ExitCode> {
+    let dir = config::config_dir(dir);
+    let settings = match config::load(dir.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let templates = Templates::load(settings.templates_dir.as_deref()).context("templates")?;
+    println!(
+        "configuration ok ({}): {} sites, {} exams, {} policies",
+        dir.map(|d| d.display().to_string())
+            .unwrap_or_else(|| "built-in".into()),
+        settings.sites.len(),
+        settings.exams.len(),
+        settings.policies.len()
+    );
+    for s in settings.sites.values() {
+        let (kind, caps) = match &s.fhir {
+            Some(f) => (
+                format!("fhir {}", f.base_url),
+                "reads its window, confirms, frees slots unless the server does, If-Match writes",
+            ),
+            None => (
+                "builtin".to_string(),
+                "imported appointments, confirms, frees slots",
+            ),
+        };
+        let provider = match s.provider.unwrap_or(settings.provider) {
+            config::ProviderKind::Sandbox => "sandbox",
+            config::ProviderKind::Twilio => "twilio",
+        };
+        println!(
+            "site {} ({}): provider {provider}; agenda {kind}: {caps}",
+            s.id, s.tz
+        );
+    }
+    let site = settings
+        .sites
+        .values()
+        .next()
+        .context("the configuration has no site")?;
+    println!(
+        "{:<22} {:<10} {:>6} {:>9}  source",
+        "template", "encoding", "chars", "segments"
+    );
+    for locale in templates::LOCALES {
+        let ctx = sample_context(&settings, site, locale);
+        for name in templates::NAMES {
+            let text = templates
+                .render(locale, name, &ctx)
+                .with_context(|| format!("template {locale}/{name}"))?;
+            let s = templates::segments(&text);
+            let encoding = if s.gsm7 { "GSM-7" } else { "UCS-2" };
+            print_template_line(
+                &templates,
+                locale,
+                name,
+                encoding,
+                s.units,
+                &s.segments.to_string(),
             );
-            for s in settings.sites.values() {
-                let (kind, caps) = match &s.fhir {
-                    Some(f) => (
-                        format!("fhir {}", f.base_url),
-                        "reads its window, confirms, frees slots unless the server does, If-Match writes",
-                    ),
-                    None => (
-                        "builtin".to_string(),
-                        "imported appointments, confirms, frees slots",
-                    ),
-                };
-                let provider = match s.provider.unwrap_or(settings.provider) {
-                    config::ProviderKind::Sandbox => "sandbox",
-                    config::ProviderKind::Twilio => "twilio",
-                };
-                println!(
-                    "site {} ({}): provider {provider}; agenda {kind}: {caps}",
-                    s.id, s.tz
-                );
-            }
-            let site = settings
-                .sites
-                .values()
-                .next()
-                .expect("validated: one site at least");
-            println!(
-                "{:<22} {:<10} {:>6} {:>9}  source",
-                "template", "encoding", "chars", "segments"
-            );
-            for locale in templates::LOCALES {
-                for name in templates::NAMES {
-                    let ctx = sample_context(&settings, site, locale);
-                    let text = templates
-                        .render(locale, name, &ctx)
-                        .with_context(|| format!("template {locale}/{name}"))?;
-                    let s = templates::segments(&text);
-                    let source = templates
-                        .sources
-                        .iter()
-                        .find(|(n, _)| n == &format!("{locale}/{name}"))
-                        .map(|(_, s)| s.as_str())
-                        .unwrap_or("");
-                    println!(
-                        "{:<22} {:<10} {:>6} {:>9}  {source}",
-                        format!("{locale}/{name}"),
-                        if s.gsm7 { "GSM-7" } else { "UCS-2" },
-                        s.units,
-                        if name == "call" {
-                            "(voice)".to_string()
-                        } else {
-                            s.segments.to_string()
-                        },
-                    );
-                }
-            }
+        }
+        // Voice prompts are spoken: no encoding, no segments; the identity check names the patient.
+        let ctx = templates::MessageContext {
+            first_name: "Marie-Christine L.".into(),
+            ..ctx
+        };
+        for name in templates::VOICE_NAMES {
+            let text = templates
+                .render(locale, name, &ctx)
+                .with_context(|| format!("template {locale}/{name}"))?;
+            print_template_line(&templates, locale, name, "voice", text.chars().count(), "-");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -318,6 +326,25 @@ fn classify(config_dir: Option<&Path>, lang: Option<String>, site: Option<String
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// One line of `check-config`'s template table.
+fn print_template_line(
+    templates: &Templates,
+    locale: &str,
+    name: &str,
+    encoding: &str,
+    chars: usize,
+    segments: &str,
+) {
+    let key = format!("{locale}/{name}");
+    let source = templates
+        .sources
+        .iter()
+        .find(|(n, _)| *n == key)
+        .map(|(_, s)| s.as_str())
+        .unwrap_or("");
+    println!("{key:<22} {encoding:<10} {chars:>6} {segments:>9}  {source}");
 }
 
 /// A realistic worst case for segment counts: the longest site name, a long date, preparation.

@@ -1,4 +1,4 @@
-//! Message templates (minijinja), per locale: `templates/<locale>/<name>.txt`.
+//! Message and voice templates (minijinja), per locale: `templates/<locale>/<name>.txt`.
 //!
 //! The built-in set is compiled in; a `templates.dir` replaces any of them at start-up, so a
 //! centre edits wording without a rebuild. Messages carry the minimum: centre name, date, time,
@@ -6,6 +6,10 @@
 //! per template: GSM-7 fits 160 characters in one segment (153 per part when split), while one
 //! character outside it (ê, ç, an emoji) switches the whole message to UCS-2: 70 per segment,
 //! 67 per part.
+//!
+//! The voice script is templates too ([`VOICE_NAMES`], `call_*`): every word a caller hears
+//! comes from here, rendered with the same [`MessageContext`] (plus the `first_name` the
+//! identity check asks about, and the `spell` filter that reads a number digit by digit).
 
 use crate::config::{Exam, Site};
 use anyhow::{Context, Result};
@@ -15,10 +19,11 @@ use serde::Serialize;
 use std::path::Path;
 
 pub const LOCALES: [&str; 2] = ["fr", "en"];
-pub const NAMES: [&str; 8] = [
+
+/// Templates sent as messages (SMS, WhatsApp).
+pub const NAMES: [&str; 7] = [
     "request",
     "nudge",
-    "call",
     "ack_confirmed",
     "ack_cancelled",
     "ack_reschedule",
@@ -26,29 +31,55 @@ pub const NAMES: [&str; 8] = [
     "ack_opt_out",
 ];
 
+/// The call script, one prompt per template, in the order a call can reach them.
+pub const VOICE_NAMES: [&str; 9] = [
+    // Who answers: the only prompt before the identity is confirmed (no appointment detail).
+    "call_identity",
+    // No key and no speech before the identity prompt timed out.
+    "call_not_heard",
+    // Anything but 1 at the identity check.
+    "call_wrong_person",
+    // The appointment and the keys (1 confirm, 2 cancel, 3 call back, star repeat).
+    "call_menu",
+    "call_confirmed",
+    // 2 at the menu: a second 2 is asked before cancelling.
+    "call_cancel_check",
+    "call_cancelled",
+    "call_callback",
+    // An answering machine: no health data, the centre's number read digit by digit.
+    "call_voicemail",
+];
+
+/// Names kept for policies: the template of a call step (`call` unless the policy names one) is
+/// the call's menu, which is also what the sandbox records as the call's body.
+const ALIASES: [(&str, &str); 1] = [("call", "call_menu")];
+
 macro_rules! builtin {
-    ($($locale:literal / $name:literal),* $(,)?) => {
-        &[$((concat!($locale, "/", $name), include_str!(concat!("../templates/", $locale, "/", $name, ".txt")))),*]
+    ($($name:literal),* $(,)?) => {
+        &[
+            $((concat!("fr/", $name), include_str!(concat!("../templates/fr/", $name, ".txt"))),)*
+            $((concat!("en/", $name), include_str!(concat!("../templates/en/", $name, ".txt"))),)*
+        ]
     };
 }
 
 const BUILTIN: &[(&str, &str)] = builtin![
-    "fr" / "request",
-    "fr" / "nudge",
-    "fr" / "call",
-    "fr" / "ack_confirmed",
-    "fr" / "ack_cancelled",
-    "fr" / "ack_reschedule",
-    "fr" / "ack_holding",
-    "fr" / "ack_opt_out",
-    "en" / "request",
-    "en" / "nudge",
-    "en" / "call",
-    "en" / "ack_confirmed",
-    "en" / "ack_cancelled",
-    "en" / "ack_reschedule",
-    "en" / "ack_holding",
-    "en" / "ack_opt_out",
+    "request",
+    "nudge",
+    "ack_confirmed",
+    "ack_cancelled",
+    "ack_reschedule",
+    "ack_holding",
+    "ack_opt_out",
+    "call_identity",
+    "call_not_heard",
+    "call_wrong_person",
+    "call_menu",
+    "call_confirmed",
+    "call_cancel_check",
+    "call_cancelled",
+    "call_callback",
+    "call_voicemail",
 ];
 
 pub struct Templates {
@@ -73,6 +104,9 @@ pub struct MessageContext {
     pub appointments: Vec<ApptView>,
     pub preparation: String,
     pub late: bool,
+    /// First name and initial of the surname ("Jeanne D."), asked about by the call's identity
+    /// check only; empty in messages, which never name the patient.
+    pub first_name: String,
 }
 
 impl MessageContext {
@@ -92,6 +126,7 @@ impl MessageContext {
             appointments: Vec::new(),
             preparation: String::new(),
             late: false,
+            first_name: String::new(),
         }
     }
 }
@@ -172,6 +207,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(false);
+        env.add_filter("spell", spell);
         let mut sources = Vec::new();
         for (name, text) in BUILTIN {
             let (text, source) = match dir {
@@ -197,12 +233,27 @@ impl Templates {
         } else {
             "fr"
         };
+        let name = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, target)| target);
         let t = self
             .env
             .get_template(&format!("{locale}/{name}"))
             .with_context(|| format!("no template {locale}/{name}"))?;
         Ok(t.render(ctx)?)
     }
+}
+
+/// The `spell` filter: the digits of a phone number one by one ("+33 1 42" → "3 3 1 4 2"), so
+/// that a voice reads them out instead of saying a large number.
+fn spell(number: &str) -> String {
+    number
+        .chars()
+        .filter(char::is_ascii_digit)
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// SMS encoding and segment count of a text.
@@ -275,23 +326,91 @@ mod tests {
         assert_eq!(euro.units, 2);
     }
 
-    #[test]
-    fn builtin_templates_render_with_a_full_context() {
-        let t = Templates::load(None).unwrap();
-        let ctx = MessageContext {
+    fn full_context() -> MessageContext {
+        MessageContext {
             centre: "Imagerie".into(),
-            centre_phone: "01 42 00 00 00".into(),
+            centre_phone: "+33142000000".into(),
             date: "mardi 24 novembre".into(),
             time: "14:30".into(),
             appointments: vec![],
             preparation: String::new(),
             late: false,
-        };
+            first_name: "Jeanne D.".into(),
+        }
+    }
+
+    #[test]
+    fn builtin_templates_render_with_a_full_context() {
+        let t = Templates::load(None).unwrap();
+        let ctx = full_context();
         for locale in LOCALES {
             for name in NAMES {
                 let out = t.render(locale, name, &ctx).unwrap();
                 assert!(out.contains("Imagerie"), "{locale}/{name}: {out}");
             }
         }
+    }
+
+    #[test]
+    fn every_voice_prompt_renders_in_french_and_in_english() {
+        let t = Templates::load(None).unwrap();
+        let ctx = full_context();
+        for locale in LOCALES {
+            for name in VOICE_NAMES {
+                let out = t
+                    .render(locale, name, &ctx)
+                    .unwrap_or_else(|e| panic!("{locale}/{name}: {e:#}"));
+                assert!(!out.trim().is_empty(), "{locale}/{name} is empty");
+                assert!(!out.contains('{'), "{locale}/{name}: {out}");
+            }
+            let identity = t.render(locale, "call_identity", &ctx).unwrap();
+            assert!(identity.contains("Jeanne D."), "{identity}");
+            assert!(
+                !identity.contains("14:30"),
+                "no detail before the identity check"
+            );
+            let voicemail = t.render(locale, "call_voicemail", &ctx).unwrap();
+            assert!(voicemail.contains("3 3 1 4 2 0 0 0 0 0 0"), "{voicemail}");
+            assert!(!voicemail.contains("14:30"), "no detail on a voicemail");
+        }
+        let fr = t.render("fr", "call_menu", &ctx).unwrap();
+        assert!(
+            fr.starts_with("Votre rendez-vous est le mardi 24 novembre à 14:30."),
+            "{fr}"
+        );
+    }
+
+    #[test]
+    fn a_call_step_template_is_the_call_menu() {
+        let t = Templates::load(None).unwrap();
+        let ctx = full_context();
+        for locale in LOCALES {
+            assert_eq!(
+                t.render(locale, "call", &ctx).unwrap(),
+                t.render(locale, "call_menu", &ctx).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_templates_directory_replaces_one_prompt_and_keeps_the_others() {
+        let dir = std::env::temp_dir().join(format!("rappel-templates-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("en")).unwrap();
+        std::fs::write(
+            dir.join("en/call_confirmed.txt"),
+            "All set at {{ centre }}.\n",
+        )
+        .unwrap();
+        let t = Templates::load(Some(&dir)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let ctx = full_context();
+        assert_eq!(
+            t.render("en", "call_confirmed", &ctx).unwrap(),
+            "All set at Imagerie."
+        );
+        assert_eq!(
+            t.render("fr", "call_confirmed", &ctx).unwrap(),
+            "Merci, votre rendez-vous est confirmé. Au revoir."
+        );
     }
 }

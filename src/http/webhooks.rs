@@ -6,16 +6,19 @@
 //! The call script: identity check first (no detail before the person says who they are), then
 //! the appointment, then 1 confirm, 2 cancel (2 again to be sure), 3 to be called back by the
 //! centre, `*` to repeat; speech goes through the reply classifier. An answering machine gets one
-//! short voicemail per appointment with no health data and the centre's number.
+//! short voicemail per appointment with no health data and the centre's number. Every word said
+//! is a template (`templates/<locale>/call_*.txt`, see [`crate::templates::VOICE_NAMES`]); this
+//! file only chooses which prompt comes next and wraps it in TwiML.
 
+use super::error::ApiError;
 use super::signature::{self, Algorithm};
 use crate::domain::campaign::{CallOutcome, Event};
 use crate::domain::policy::from_unix;
 use crate::domain::reply::{self, Intent};
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::engine::{Engine, Inbound};
-use crate::http::ApiError;
-use crate::templates;
+use crate::store::calls;
+use crate::templates::MessageContext;
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -289,6 +292,14 @@ fn campaign_of_attempt(attempt: &str) -> Option<i64> {
     attempt.strip_prefix('c')?.split('-').next()?.parse().ok()
 }
 
+/// The TwiML of a rendered script step, or the opaque 500 of its error.
+fn script_response(step: anyhow::Result<String>) -> Response {
+    match step {
+        Ok(inner) => response(inner),
+        Err(err) => internal(err),
+    }
+}
+
 async fn answer(
     State(e): State<Engine>,
     RawQuery(q): RawQuery,
@@ -301,38 +312,15 @@ async fn answer(
     let Some(attempt) = query_param(&q, "attempt").map(str::to_string) else {
         return (StatusCode::BAD_REQUEST, "attempt missing").into_response();
     };
-    let Some(script) = (match e
+    let script = match e
         .call_script(campaign_of_attempt(&attempt).unwrap_or(-1))
         .await
     {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => return response("<Hangup/>".into()),
         Err(err) => return internal(err),
-    }) else {
-        return response("<Hangup/>".into());
     };
-    let prompt = if script.locale == "en" {
-        format!(
-            "Hello, this is {}. Are you {}? Press 1 for yes, 2 for no.",
-            script.centre, script.first_name
-        )
-    } else {
-        format!(
-            "Bonjour, ici {}. Êtes-vous bien {} ? Tapez 1 pour oui, 2 pour non.",
-            script.centre, script.first_name
-        )
-    };
-    let retry = say(
-        &script.locale,
-        if script.locale == "en" {
-            "We did not hear you. Goodbye."
-        } else {
-            "Nous ne vous avons pas entendu. Au revoir."
-        },
-    );
-    response(format!(
-        "{}{retry}<Hangup/>",
-        gather_verb(&e, &script.locale, &attempt, "identity", &prompt)
-    ))
+    script_response(script.greeting(&e, &attempt))
 }
 
 async fn gather(
@@ -359,229 +347,203 @@ async fn gather(
         Ok(None) => return response("<Hangup/>".into()),
         Err(err) => return internal(err),
     };
-    let l = script.locale.as_str();
-    let en = l == "en";
     let digits = form.get("Digits").unwrap_or_default().trim().to_string();
     let speech = form.get("SpeechResult").unwrap_or_default().to_string();
     // Speech goes through the classifier; a digit is an explicit choice.
     let choice = if !digits.is_empty() {
-        digits.clone()
+        digits
     } else {
-        match reply::classify(&speech, reply::Lang::parse(l), &Default::default()).intent {
+        let lang = reply::Lang::parse(&script.locale);
+        match reply::classify(&speech, lang, &Default::default()).intent {
             Intent::Confirm => "1".into(),
             Intent::Cancel => "2".into(),
             Intent::Reschedule | Intent::Question => "3".into(),
             _ => "?".into(),
         }
     };
-    let call_sid = form.get("CallSid").unwrap_or_default().to_string();
-    let bye = |t: &str| response(format!("{}<Hangup/>", say(l, t)));
-    let menu = |e: &Engine| {
-        let prompt = if en {
-            format!(
-                "Your appointment is on {} at {}. Press 1 to confirm, 2 to cancel, 3 to be called back by the centre, star to repeat.",
-                script.date, script.time
-            )
-        } else {
-            format!(
-                "Votre rendez-vous est le {} à {}. Tapez 1 pour confirmer, 2 pour annuler, 3 pour être rappelé par le centre, étoile pour réécouter.",
-                script.date, script.time
-            )
-        };
-        response(gather_verb(e, l, &attempt, "menu", &prompt))
+    let turn = Turn {
+        attempt: &attempt,
+        call_sid: form.get("CallSid").unwrap_or_default(),
     };
-    let act = |intent: Intent, what: &'static str| {
-        let e = e.clone();
-        let phone = script.phone.clone();
-        let id = format!("{call_sid}:{what}");
-        async move {
-            let mut msg = Inbound::text(id, phone, Channel::Call, what.to_string());
-            msg.intent = Some(intent);
-            msg.campaign_id = Some(campaign_id);
-            e.handle_inbound(msg).await
-        }
-    };
-    match (stage.as_str(), choice.as_str()) {
-        ("identity", "1") => menu(&e),
-        ("identity", _) => {
-            if let Err(err) = act(Intent::WrongPerson, "wrong person (call)").await {
-                return internal(err);
+    script_response(script.next(&e, &turn, &stage, &choice).await)
+}
+
+/// One answer of the patient during a call.
+struct Turn<'a> {
+    /// The attempt key (`c<campaign>-s<step>-a<attempt>`) the gather actions carry.
+    attempt: &'a str,
+    call_sid: &'a str,
+}
+
+/// What the call script needs of a campaign: its locale, the patient's number, and the context
+/// its prompts render with (no more than the first name and initial, the date and time, the
+/// centre and its number).
+pub struct CallScript {
+    pub campaign_id: i64,
+    pub locale: String,
+    pub phone: PhoneNumber,
+    pub context: MessageContext,
+}
+
+impl CallScript {
+    /// The start of the call: the identity check, then a goodbye when nobody answered it.
+    fn greeting(&self, e: &Engine, attempt: &str) -> anyhow::Result<String> {
+        Ok(format!(
+            "{}{}<Hangup/>",
+            self.gather(e, attempt, "identity", "call_identity")?,
+            self.say(e, "call_not_heard")?
+        ))
+    }
+
+    /// `<Say>` of the prompt template `name`.
+    fn say(&self, e: &Engine, name: &str) -> anyhow::Result<String> {
+        let text = e.templates.render(&self.locale, name, &self.context)?;
+        Ok(say(&self.locale, &text))
+    }
+
+    /// `<Gather>` asking the prompt template `name`, its answer posted back with `stage`.
+    fn gather(&self, e: &Engine, attempt: &str, stage: &str, name: &str) -> anyhow::Result<String> {
+        let text = e.templates.render(&self.locale, name, &self.context)?;
+        Ok(gather_verb(e, &self.locale, attempt, stage, &text))
+    }
+
+    /// The prompt template `name`, then hang up.
+    fn bye(&self, e: &Engine, name: &str) -> anyhow::Result<String> {
+        Ok(format!("{}<Hangup/>", self.say(e, name)?))
+    }
+
+    /// The step after `choice` (a key, or speech classified into one) at `stage`: the patient's
+    /// answer is recorded first (idempotent by call and answer), then the next prompt.
+    async fn next(
+        &self,
+        e: &Engine,
+        turn: &Turn<'_>,
+        stage: &str,
+        choice: &str,
+    ) -> anyhow::Result<String> {
+        match (stage, choice) {
+            ("identity", "1") => self.gather(e, turn.attempt, "menu", "call_menu"),
+            ("identity", _) => {
+                self.record(e, turn, Intent::WrongPerson, "wrong person (call)")
+                    .await?;
+                self.bye(e, "call_wrong_person")
             }
-            bye(if en {
-                "Thank you, sorry for the trouble. Goodbye."
-            } else {
-                "Merci, excusez-nous pour le dérangement. Au revoir."
-            })
+            ("menu", "1") => {
+                self.record(e, turn, Intent::Confirm, "keypad 1").await?;
+                self.bye(e, "call_confirmed")
+            }
+            ("menu", "2") => self.gather(e, turn.attempt, "cancel", "call_cancel_check"),
+            ("menu", "3") => {
+                self.record(e, turn, Intent::Question, "callback requested (keypad 3)")
+                    .await?;
+                self.bye(e, "call_callback")
+            }
+            ("cancel", "2") => {
+                self.record(e, turn, Intent::Cancel, "keypad 2 2").await?;
+                self.bye(e, "call_cancelled")
+            }
+            // `*`, silence, anything else: the menu again.
+            _ => self.gather(e, turn.attempt, "menu", "call_menu"),
         }
-        ("menu", "1") => match act(Intent::Confirm, "keypad 1").await {
-            Ok(_) => bye(if en {
-                "Thank you, your appointment is confirmed. Goodbye."
-            } else {
-                "Merci, votre rendez-vous est confirmé. Au revoir."
-            }),
-            Err(err) => internal(err),
-        },
-        ("menu", "2") => response(gather_verb(
-            &e,
-            l,
-            &attempt,
-            "cancel",
-            if en {
-                "To cancel your appointment, press 2 again. Press star to go back."
-            } else {
-                "Pour annuler votre rendez-vous, tapez de nouveau 2. Tapez étoile pour revenir."
-            },
-        )),
-        ("menu", "3") => match act(Intent::Question, "callback requested (keypad 3)").await {
-            Ok(_) => bye(if en {
-                "The centre will call you back. Goodbye."
-            } else {
-                "Le secrétariat va vous rappeler. Au revoir."
-            }),
-            Err(err) => internal(err),
-        },
-        ("cancel", "2") => match act(Intent::Cancel, "keypad 2 2").await {
-            Ok(_) => bye(if en {
-                "Your appointment is cancelled. Goodbye."
-            } else {
-                "Votre rendez-vous est annulé. Au revoir."
-            }),
-            Err(err) => internal(err),
-        },
-        _ => menu(&e),
+    }
+
+    /// The patient's answer as an inbound reply on the call channel.
+    async fn record(
+        &self,
+        e: &Engine,
+        turn: &Turn<'_>,
+        intent: Intent,
+        what: &'static str,
+    ) -> anyhow::Result<()> {
+        let id = format!("{}:{what}", turn.call_sid);
+        let mut msg = Inbound::text(id, self.phone.clone(), Channel::Call, what);
+        msg.intent = Some(intent);
+        msg.campaign_id = Some(self.campaign_id);
+        e.handle_inbound(msg).await?;
+        Ok(())
     }
 }
 
-/// What the call script needs of a campaign: no more than the patient's first name and initial,
-/// the date and time, the centre.
-pub struct CallScript {
-    pub locale: String,
-    pub centre: String,
-    pub first_name: String,
-    pub date: String,
-    pub time: String,
-    pub phone: PhoneNumber,
+/// "Jeanne D." of "Jeanne Dupont": what the identity check asks about.
+fn first_name_and_initial(patient_name: &str) -> String {
+    let mut parts = patient_name.split_whitespace();
+    let first = parts.next().unwrap_or_default();
+    let initial = parts
+        .next()
+        .and_then(|l| l.chars().next())
+        .map(|c| format!(" {c}."))
+        .unwrap_or_default();
+    format!("{first}{initial}")
 }
 
 impl Engine {
+    /// The script of a call for `campaign_id`; none when the campaign, its site or its number
+    /// is gone (the call then hangs up).
     pub async fn call_script(&self, campaign_id: i64) -> anyhow::Result<Option<CallScript>> {
-        use sqlx::Row;
-        let Some(row) = sqlx::query(
-            "SELECT c.site_id, c.phone, a.starts_at, a.locale, a.patient_name FROM campaigns c \
-             JOIN appointments a ON a.id = c.appointment_id WHERE c.id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_optional(&self.db.pool)
-        .await?
+        let Some(row) = calls::campaign(&self.db, campaign_id).await? else {
+            return Ok(None);
+        };
+        let Some(site) = self.settings.site(&row.site_id) else {
+            return Ok(None);
+        };
+        let Some(phone) = row
+            .phone
+            .as_deref()
+            .and_then(|p| PhoneNumber::parse(p).ok())
         else {
             return Ok(None);
         };
-        let site_id: String = row.try_get("site_id")?;
-        let Some(site) = self.settings.site(&site_id) else {
-            return Ok(None);
+        let context = MessageContext {
+            first_name: first_name_and_initial(&row.patient_name),
+            ..MessageContext::new(site, &row.locale, from_unix(row.starts_at))
         };
-        let Some(phone) =
-            crate::store::opt_text(&row, "phone").and_then(|p| PhoneNumber::parse(&p).ok())
-        else {
-            return Ok(None);
-        };
-        let locale: String = row.try_get("locale")?;
-        let name: String = row.try_get("patient_name")?;
-        let mut parts = name.split_whitespace();
-        let first = parts.next().unwrap_or_default();
-        let initial = parts
-            .next()
-            .and_then(|l| l.chars().next())
-            .map(|c| format!(" {c}."))
-            .unwrap_or_default();
-        let (date, time) =
-            templates::date_time(site, &locale, from_unix(row.try_get("starts_at")?));
         Ok(Some(CallScript {
-            centre: site.name.clone(),
-            first_name: format!("{first}{initial}"),
-            date,
-            time,
+            campaign_id,
+            locale: row.locale,
             phone,
-            locale,
+            context,
         }))
     }
 
     /// An answering machine picked up: one short voicemail per appointment (no health data, the
     /// centre's number), otherwise hang up. The next call attempt is already queued.
     pub async fn answering_machine(&self, call_sid: &str) -> anyhow::Result<()> {
-        use sqlx::Row;
-        let Some(row) = sqlx::query(
-            "SELECT t.campaign_id, c.site_id FROM attempts t JOIN campaigns c ON c.id = t.campaign_id WHERE t.provider_id = $1",
-        )
-        .bind(call_sid.to_string())
-        .fetch_optional(&self.db.pool)
-        .await?
-        else {
+        let Some(call) = calls::by_call_sid(&self.db, call_sid).await? else {
             return Ok(());
         };
-        let campaign_id: i64 = row.try_get("campaign_id")?;
-        let site_id: String = row.try_get("site_id")?;
+        // Rendered before anything is recorded: a broken template leaves no trace of a voicemail.
+        let voicemail = match self.call_script(call.campaign_id).await? {
+            Some(s) => Some(s.say(self, "call_voicemail")?),
+            None => None,
+        };
+        let now = self.now().timestamp();
         let mut tx = self.db.begin().await?;
-        let first = sqlx::query(
-            "INSERT INTO notes (site_id, campaign_id, priority, reason, detail, state, created_at, dedup_key) \
-             VALUES ($1, $2, 4, 'voicemail_left', '', 'resolved', $3, $4) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-        )
-        .bind(site_id.clone())
-        .bind(campaign_id)
-        .bind(self.now().timestamp())
-        .bind(format!("voicemail:c{campaign_id}"))
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
-        sqlx::query("INSERT INTO events (campaign_id, at, kind, state, detail) SELECT id, $1, 'answering_machine', state, $2 FROM campaigns WHERE id = $3")
-            .bind(self.now().timestamp())
-            .bind(if first { "{\"voicemail\":true}" } else { "{\"voicemail\":false}" })
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await?;
+        let first = calls::first_voicemail(&mut tx, &call.site_id, call.campaign_id, now).await?;
+        calls::answering_machine_event(&mut tx, call.campaign_id, now, first).await?;
         tx.commit().await?;
-        let script = self.call_script(campaign_id).await?;
-        let twiml = match (first, script) {
-            (true, Some(s)) => {
-                let phone = self
-                    .settings
-                    .site(&site_id)
-                    .and_then(|x| x.phone.as_ref())
-                    .map(|p| p.as_e164().to_string())
-                    .unwrap_or_default();
-                let text = if s.locale == "en" {
-                    format!(
-                        "Hello, this is {}, about your upcoming appointment. Please call us back on {}. Thank you.",
-                        s.centre,
-                        spell(&phone)
-                    )
-                } else {
-                    format!(
-                        "Bonjour, ici {}, au sujet de votre prochain rendez-vous. Merci de nous rappeler au {}.",
-                        s.centre,
-                        spell(&phone)
-                    )
-                };
-                format!("<Response>{}<Hangup/></Response>", say(&s.locale, &text))
-            }
+        let twiml = match (first, voicemail) {
+            (true, Some(said)) => format!("<Response>{said}<Hangup/></Response>"),
             _ => "<Response><Hangup/></Response>".to_string(),
         };
         if let Err(err) = self
-            .provider_for(&site_id)
+            .provider_for(&call.site_id)
             .update_call(call_sid, &twiml)
             .await
         {
-            tracing::warn!(campaign_id, error = %err, "could not leave the voicemail");
+            tracing::warn!(campaign_id = call.campaign_id, error = %err, "could not leave the voicemail");
         }
         Ok(())
     }
 }
 
-/// A phone number read digit by digit.
-fn spell(e164: &str) -> String {
-    e164.chars()
-        .filter(|c| c.is_ascii_digit())
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_check_names_the_first_name_and_the_initial_only() {
+        assert_eq!(first_name_and_initial("Jeanne Dupont"), "Jeanne D.");
+        assert_eq!(first_name_and_initial("Jeanne"), "Jeanne");
+        assert_eq!(first_name_and_initial(""), "");
+    }
 }

@@ -7,8 +7,10 @@
 //! so here. SQLite has one writer: write transactions begin `IMMEDIATE` so that two writers queue
 //! on the busy timeout instead of failing on a lock upgrade.
 
+pub mod admin;
 pub mod appointments;
 pub mod attempts;
+pub mod calls;
 pub mod campaigns;
 pub mod events;
 pub mod maintenance;

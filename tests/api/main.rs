@@ -4,6 +4,7 @@ mod fhir;
 mod helpers;
 mod structure;
 mod twilio;
+mod voice;
 
 use chrono::Duration;
 use helpers::*;
