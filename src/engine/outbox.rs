@@ -101,6 +101,7 @@ impl Engine {
                     reason: "agenda_write_failed",
                     detail: format!("{}: {e}", r.action),
                     dedup_key: format!("outbox{}", r.id),
+                    open: true,
                 };
                 notes::insert(&mut tx, &note, now.timestamp()).await?;
                 tracing::warn!(outbox_id = r.id, campaign_id = r.campaign_id, error = %e, "agenda write-back gave up; note written");

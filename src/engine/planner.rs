@@ -290,6 +290,7 @@ async fn record_openings(
                 reason: reason.as_str(),
                 detail: String::new(),
                 dedup_key: format!("c{id}:{}", reason.as_str()),
+                open: true,
             };
             notes::insert(tx, &note, now.timestamp()).await?;
         }

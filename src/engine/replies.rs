@@ -225,6 +225,7 @@ impl Engine {
                 reply.text
             ),
             dedup_key: format!("r{}", reply.id),
+            open: true,
         };
         notes::insert(tx, &note, now.timestamp()).await?;
         tracing::info!(reply_id = reply.id, from = %msg.from, intent = cls.intent.as_str(), "reply from a number with no campaign: note written");

@@ -185,6 +185,7 @@ async fn write_commands(tx: &mut Tx, d: &Decided, now: DateTime<Utc>) -> Result<
                     reason: reason.as_str(),
                     detail: d.reply.as_ref().map(|r| r.text.clone()).unwrap_or_default(),
                     dedup_key: format!("c{}:{}:{}:{reply_key}", c.id, reason.as_str(), d.kind),
+                    open: true,
                 };
                 notes::insert(tx, &note, now.timestamp()).await?;
             }

@@ -17,7 +17,9 @@ use crate::domain::policy::from_unix;
 use crate::domain::reply::{self, Intent};
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::engine::{Engine, Inbound};
-use crate::store::calls;
+use crate::store::events::{self, NewEvent};
+use crate::store::notes::{self, NewNote};
+use crate::store::{calls, campaigns};
 use crate::templates::MessageContext;
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -517,9 +519,29 @@ impl Engine {
             None => None,
         };
         let now = self.now().timestamp();
+        let Some(campaign) = campaigns::by_id(&self.db, call.campaign_id).await? else {
+            return Ok(());
+        };
         let mut tx = self.db.begin().await?;
-        let first = calls::first_voicemail(&mut tx, &call.site_id, call.campaign_id, now).await?;
-        calls::answering_machine_event(&mut tx, call.campaign_id, now, first).await?;
+        // A resolved, low-priority note keyed per campaign: one voicemail per appointment.
+        let left = NewNote {
+            site_id: call.site_id.clone(),
+            campaign_id: Some(call.campaign_id),
+            reply_id: None,
+            priority: 4,
+            reason: "voicemail_left",
+            detail: String::new(),
+            dedup_key: format!("voicemail:c{}", call.campaign_id),
+            open: false,
+        };
+        let first = notes::insert(&mut tx, &left, now).await?;
+        let event = NewEvent {
+            campaign_id: call.campaign_id,
+            kind: "answering_machine",
+            state: campaign.state,
+            detail: format!("{{\"voicemail\":{first}}}"),
+        };
+        events::append(&mut tx, now, &[event]).await?;
         tx.commit().await?;
         let twiml = match (first, voicemail) {
             (true, Some(said)) => format!("<Response>{said}<Hangup/></Response>"),

@@ -2,7 +2,7 @@
 //! campaign behind a call's provider id, and the trace of an answering machine (one voicemail
 //! note per campaign, de-duplicated by key, and a ledger event).
 
-use super::{Db, Tx};
+use super::Db;
 use anyhow::Result;
 
 /// What a call script needs of a campaign and its appointment; no exam, no health data.
@@ -43,51 +43,4 @@ pub async fn by_call_sid(db: &Db, call_sid: &str) -> Result<Option<CallOfCampaig
     .bind(call_sid.to_string())
     .fetch_optional(&db.pool)
     .await?)
-}
-
-/// Records that a voicemail is left for the campaign (a resolved, low-priority note keyed
-/// `voicemail:c<id>`); false when one was already left: one voicemail per appointment.
-#[tracing::instrument(level = "debug", skip(tx))]
-pub async fn first_voicemail(
-    tx: &mut Tx,
-    site_id: &str,
-    campaign_id: i64,
-    now: i64,
-) -> Result<bool> {
-    let inserted: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO notes (site_id, campaign_id, priority, reason, detail, state, created_at, dedup_key) \
-         VALUES ($1, $2, 4, 'voicemail_left', '', 'resolved', $3, $4) \
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind(site_id.to_string())
-    .bind(campaign_id)
-    .bind(now)
-    .bind(format!("voicemail:c{campaign_id}"))
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(inserted.is_some())
-}
-
-/// Appends an `answering_machine` event at the campaign's current state.
-#[tracing::instrument(level = "debug", skip(tx))]
-pub async fn answering_machine_event(
-    tx: &mut Tx,
-    campaign_id: i64,
-    now: i64,
-    voicemail: bool,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO events (campaign_id, at, kind, state, detail) \
-         SELECT id, $1, 'answering_machine', state, $2 FROM campaigns WHERE id = $3",
-    )
-    .bind(now)
-    .bind(if voicemail {
-        "{\"voicemail\":true}"
-    } else {
-        "{\"voicemail\":false}"
-    })
-    .bind(campaign_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

@@ -16,14 +16,17 @@ pub struct NewNote {
     pub detail: String,
     /// Writing the same note twice (a replay, a retry) keeps the first.
     pub dedup_key: String,
+    /// `false` for a note that only records what happened (a voicemail left): written resolved.
+    pub open: bool,
 }
 
+/// Writes a note; `false` when one with the same key was already written.
 #[tracing::instrument(level = "debug", skip_all, fields(reason = note.reason))]
-pub async fn insert(tx: &mut Tx, note: &NewNote, now: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO notes (site_id, campaign_id, reply_id, priority, reason, detail, state, \
-           created_at, dedup_key) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) \
-         ON CONFLICT (dedup_key) DO NOTHING",
+pub async fn insert(tx: &mut Tx, note: &NewNote, now: i64) -> Result<bool> {
+    let id: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO notes (site_id, campaign_id, reply_id, priority, reason, detail, created_at, \
+           dedup_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind(note.site_id.clone())
     .bind(note.campaign_id)
@@ -33,7 +36,8 @@ pub async fn insert(tx: &mut Tx, note: &NewNote, now: i64) -> Result<()> {
     .bind(note.detail.clone())
     .bind(now)
     .bind(note.dedup_key.clone())
-    .execute(&mut **tx)
+    .bind(if note.open { "open" } else { "resolved" })
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(())
+    Ok(id.is_some())
 }

@@ -7,8 +7,8 @@
 
 use super::calendar::{SendCalendar, default_call_windows, default_message_windows};
 use super::campaign::{
-    Ack, CallOutcome, Campaign, Command, Event, NoteReason, SendFailure, Transition, Upstream,
-    decide,
+    Ack, CallOutcome, Campaign, Command, Event, NoteReason, Opening, RouteCandidate, SendFailure,
+    Transition, Upstream, decide, lead_closes_followers, opening, route_reply,
 };
 use super::policy::{Calendars, ContactBudget, Policy, StepChannel, StepSpec, StepTiming};
 use super::reply::Intent;

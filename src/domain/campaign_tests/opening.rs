@@ -284,3 +284,131 @@ fn a_first_step_on_the_monday_after_a_dst_change_goes_at_09_00_local_in_that_day
         )
     );
 }
+
+// ---- rules the shell used to decide (planner states, followers, reply routing) ----
+
+#[test]
+fn an_appointment_without_a_number_opens_invalid_contact_with_a_note_and_nothing_scheduled() {
+    let p = policy();
+    let start = local(PARIS, 2026, 1, 14, 10, 0);
+    let o = opening(
+        &campaign(start),
+        false,
+        false,
+        p.opens_at(PARIS, start),
+        &p,
+        &paris(),
+    );
+    assert_eq!(o, Opening::InvalidContact);
+    assert_eq!(o.state(), S::InvalidContact);
+    assert_eq!(o.due(), None);
+    assert_eq!(o.note(), Some(NoteReason::InvalidContact));
+}
+
+#[test]
+fn a_second_appointment_of_the_same_patient_and_day_joins_its_lead_and_sends_nothing_itself() {
+    let p = policy();
+    let start = local(PARIS, 2026, 1, 14, 11, 0);
+    let o = opening(
+        &campaign(start),
+        true,
+        true,
+        p.opens_at(PARIS, start),
+        &p,
+        &paris(),
+    );
+    assert_eq!(o, Opening::Follower);
+    assert_eq!((o.state(), o.due(), o.note()), (S::Scheduled, None, None));
+}
+
+#[test]
+fn a_lead_opens_as_the_state_machine_says_scheduled_in_time_or_unreachable_with_a_note_too_late() {
+    let p = policy();
+    let cals = paris();
+    let start = local(PARIS, 2026, 1, 14, 10, 0);
+    let now = p.opens_at(PARIS, start);
+    let o = opening(&campaign(start), true, false, now, &p, &cals);
+    assert_eq!(
+        o,
+        Opening::Lead(decide(&campaign(start), &Event::Opened, now, &p, &cals))
+    );
+    assert_eq!(
+        (o.state(), o.due()),
+        (S::Scheduled, Some(utc(2026, 1, 12, 8, 0)))
+    );
+    assert_eq!(o.note(), None);
+    // Booked at 09:30 for 10:00: past the give-up margin.
+    let late = opening(
+        &campaign(start),
+        true,
+        false,
+        start - Duration::minutes(30),
+        &p,
+        &cals,
+    );
+    assert_eq!((late.state(), late.due()), (S::Unreachable, None));
+    assert_eq!(late.note(), Some(NoteReason::Unreachable));
+}
+
+#[test]
+fn a_lead_closes_its_followers_only_when_it_ends_without_an_answer() {
+    for ended in [S::Unreachable, S::InvalidContact, S::OptedOut] {
+        assert!(lead_closes_followers(S::AwaitingReply, ended), "{ended}");
+        assert!(lead_closes_followers(S::Scheduled, ended), "{ended}");
+        assert!(
+            !lead_closes_followers(ended, ended),
+            "already closed: {ended}"
+        );
+    }
+    for answered in [
+        S::Confirmed,
+        S::Cancelled,
+        S::NeedsHuman,
+        S::Expired,
+        S::CancelledUpstream,
+    ] {
+        assert!(
+            !lead_closes_followers(S::AwaitingReply, answered),
+            "{answered}"
+        );
+    }
+    // A follower mirrors its lead's end through the state machine.
+    let f = at_step(local(PARIS, 2026, 1, 14, 11, 0), S::Scheduled, 0, 0);
+    let t = decide(
+        &f,
+        &Event::LeadClosed(S::Unreachable),
+        utc(2026, 1, 14, 8, 0),
+        &policy(),
+        &paris(),
+    );
+    assert_eq!(t.state, S::Unreachable);
+}
+
+#[test]
+fn a_reply_belongs_to_the_open_conversation_then_the_latest_closed_one_then_one_not_yet_sent() {
+    let c = |id, state, h| RouteCandidate {
+        id,
+        state,
+        updated_at: utc(2026, 1, 12, h, 0),
+    };
+    assert_eq!(route_reply(&[]), None);
+    let waiting = [
+        c(1, S::Confirmed, 12),
+        c(2, S::AwaitingReply, 8),
+        c(3, S::Scheduled, 13),
+    ];
+    assert_eq!(
+        route_reply(&waiting),
+        Some(2),
+        "the conversation in progress"
+    );
+    let closed = [
+        c(1, S::Confirmed, 9),
+        c(4, S::Cancelled, 11),
+        c(3, S::Scheduled, 13),
+    ];
+    assert_eq!(route_reply(&closed), Some(4), "the latest answered one");
+    let tie = [c(5, S::Confirmed, 11), c(6, S::Confirmed, 11)];
+    assert_eq!(route_reply(&tie), Some(6), "the newest on a tie");
+    assert_eq!(route_reply(&[c(3, S::Scheduled, 13)]), Some(3));
+}
