@@ -21,7 +21,7 @@ pub struct SandboxMessage {
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
 pub async fn record_many(db: &Db, rows: &[SandboxMessage]) -> Result<()> {
     let mut tx = db.begin().await?;
-    for chunk in rows.chunks(sql::CHUNK) {
+    for chunk in rows.chunks(sql::rows_per_statement(6)) {
         let mut q = sql::with_rows(
             "INSERT INTO sandbox_messages (client_ref, sid, channel, phone, body, created_at) \
              VALUES {rows}",
