@@ -20,36 +20,6 @@ use std::path::Path;
 
 pub const LOCALES: [&str; 2] = ["fr", "en"];
 
-/// Templates sent as messages (SMS, WhatsApp).
-pub const NAMES: [&str; 7] = [
-    "request",
-    "nudge",
-    "ack_confirmed",
-    "ack_cancelled",
-    "ack_reschedule",
-    "ack_holding",
-    "ack_opt_out",
-];
-
-/// The call script, one prompt per template, in the order a call can reach them.
-pub const VOICE_NAMES: [&str; 9] = [
-    // Who answers: the only prompt before the identity is confirmed (no appointment detail).
-    "call_identity",
-    // No key and no speech before the identity prompt timed out.
-    "call_not_heard",
-    // Anything but 1 at the identity check.
-    "call_wrong_person",
-    // The appointment and the keys (1 confirm, 2 cancel, 3 call back, star repeat).
-    "call_menu",
-    "call_confirmed",
-    // 2 at the menu: a second 2 is asked before cancelling.
-    "call_cancel_check",
-    "call_cancelled",
-    "call_callback",
-    // An answering machine: no health data, the centre's number read digit by digit.
-    "call_voicemail",
-];
-
 /// Names kept for policies: the template of a call step (`call` unless the policy names one) is
 /// the call's menu, which is also what the sandbox records as the call's body.
 const ALIASES: [(&str, &str); 1] = [("call", "call_menu")];
@@ -63,24 +33,45 @@ macro_rules! builtin {
     };
 }
 
-const BUILTIN: &[(&str, &str)] = builtin![
-    "request",
-    "nudge",
-    "ack_confirmed",
-    "ack_cancelled",
-    "ack_reschedule",
-    "ack_holding",
-    "ack_opt_out",
-    "call_identity",
-    "call_not_heard",
-    "call_wrong_person",
-    "call_menu",
-    "call_confirmed",
-    "call_cancel_check",
-    "call_cancelled",
-    "call_callback",
-    "call_voicemail",
-];
+/// Every built-in template, named once: the message templates, then the call script.
+macro_rules! template_names {
+    (messages: [$($m:literal),* $(,)?], voice: [$($v:literal),* $(,)?] $(,)?) => {
+        /// Templates sent as messages (SMS, WhatsApp).
+        pub const NAMES: &[&str] = &[$($m),*];
+        /// The call script, one prompt per template, in the order a call can reach them.
+        pub const VOICE_NAMES: &[&str] = &[$($v),*];
+        const BUILTIN: &[(&str, &str)] = builtin![$($m,)* $($v),*];
+    };
+}
+
+template_names! {
+    messages: [
+        "request",
+        "nudge",
+        "ack_confirmed",
+        "ack_cancelled",
+        "ack_reschedule",
+        "ack_holding",
+        "ack_opt_out",
+    ],
+    voice: [
+        // Who answers: the only prompt before the identity is confirmed (no appointment detail).
+        "call_identity",
+        // No key and no speech before the identity prompt timed out.
+        "call_not_heard",
+        // Anything but 1 at the identity check.
+        "call_wrong_person",
+        // The appointment and the keys (1 confirm, 2 cancel, 3 call back, star repeat).
+        "call_menu",
+        "call_confirmed",
+        // 2 at the menu: a second 2 is asked before cancelling.
+        "call_cancel_check",
+        "call_cancelled",
+        "call_callback",
+        // An answering machine: no health data, the centre's number read digit by digit.
+        "call_voicemail",
+    ],
+}
 
 pub struct Templates {
     env: Environment<'static>,

@@ -81,33 +81,20 @@ mod tests {
         let cals = paris();
         // 10:00 Paris on 2026-12-03 (UTC+1).
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
-        let t = |h: u32, ch| Touch {
-            channel: ch,
+        let t = |d: u32, h: u32, m: u32, channel| Touch {
+            channel,
             at: Utc
-                .with_ymd_and_hms(2026, 12, 3, h, 0, 0)
-                .unwrap()
-                .timestamp(),
-        };
-        let yesterday_late = Touch {
-            channel: Channel::Sms,
-            // 23:30 UTC on the 2nd is 00:30 Paris on the 3rd: today.
-            at: Utc
-                .with_ymd_and_hms(2026, 12, 2, 23, 30, 0)
-                .unwrap()
-                .timestamp(),
-        };
-        let yesterday = Touch {
-            channel: Channel::Sms,
-            at: Utc
-                .with_ymd_and_hms(2026, 12, 2, 22, 30, 0)
+                .with_ymd_and_hms(2026, 12, d, h, m, 0)
                 .unwrap()
                 .timestamp(),
         };
         let touches = [
-            t(8, Channel::Sms),
-            t(8, Channel::Call),
-            yesterday_late,
-            yesterday,
+            t(3, 8, 0, Channel::Sms),
+            t(3, 8, 0, Channel::Call),
+            // 23:30 UTC on the 2nd is 00:30 Paris on the 3rd: today.
+            t(2, 23, 30, Channel::Sms),
+            // 22:30 UTC on the 2nd is 23:30 Paris on the 2nd: yesterday.
+            t(2, 22, 30, Channel::Sms),
         ];
         assert_eq!(touches_today(&touches, now, &cals), (2, 1));
     }
