@@ -305,6 +305,15 @@ impl Opening {
         }
     }
 
+    /// The step its first touch is (a step the patient cannot receive is skipped: a patient
+    /// who asked for calls starts at the first call).
+    pub fn first_step(&self) -> u32 {
+        match self {
+            Opening::Lead(t) => t.step,
+            _ => 0,
+        }
+    }
+
     /// The note a secretary gets at once, if any.
     pub fn note(&self) -> Option<NoteReason> {
         match self {
@@ -466,6 +475,12 @@ fn step_due(
         // Try again on the next local day, if that still fits before the deadline.
         let tomorrow = next_local_day(cals.tz, now);
         let at = cals.for_channel(channel).next_allowed(tomorrow);
+        return same_step_at_or_next(c, at, None, now, policy, cals);
+    }
+    if !cals.for_channel(channel).is_allowed(now) {
+        // Picked up outside its window (after downtime, or a batch that sent past the window's
+        // end): the step waits for the next allowed instant.
+        let at = cals.for_channel(channel).next_allowed(now);
         return same_step_at_or_next(c, at, None, now, policy, cals);
     }
     Transition::to(

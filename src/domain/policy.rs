@@ -35,6 +35,8 @@ impl StepChannel {
     /// landline gets no SMS or WhatsApp).
     pub fn resolve(self, preferred: Channel, mobile: bool) -> Option<Channel> {
         let ch = match self {
+            // A patient who asked to be called has no messaging channel: message steps skip.
+            StepChannel::Message if preferred == Channel::Call => return None,
             StepChannel::Message if preferred == Channel::Whatsapp => Channel::Whatsapp,
             StepChannel::Message => Channel::Sms,
             StepChannel::Sms => Channel::Sms,
@@ -164,11 +166,38 @@ impl Policy {
         appointment_start: DateTime<Utc>,
         cals: &Calendars,
     ) -> Option<DateTime<Utc>> {
+        self.due_at_timed(
+            step,
+            step,
+            attempt,
+            channel,
+            previous,
+            now,
+            appointment_start,
+            cals,
+        )
+    }
+
+    /// [`Policy::due_at`] with the timing of step `timing_of` (a step that takes the place of
+    /// skipped ones takes their time).
+    #[allow(clippy::too_many_arguments)]
+    fn due_at_timed(
+        &self,
+        step: usize,
+        timing_of: usize,
+        attempt: u32,
+        channel: Channel,
+        previous: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        appointment_start: DateTime<Utc>,
+        cals: &Calendars,
+    ) -> Option<DateTime<Utc>> {
         let spec = self.steps.get(step)?;
+        let timing = self.steps.get(timing_of)?.timing;
         let earliest = if attempt > 0 {
             previous.unwrap_or(now) + spec.spacing
         } else {
-            match spec.timing {
+            match timing {
                 StepTiming::DaysBefore(days) => {
                     let day = appointment_start.with_timezone(&cals.tz).date_naive()
                         - Duration::days(i64::from(days));
@@ -183,7 +212,9 @@ impl Policy {
 
     /// The first step at or after `from` that can still run for this patient, with its
     /// channel and instant. Steps whose channel the patient cannot receive, or whose window
-    /// falls after the deadline, are skipped.
+    /// falls after the deadline, are skipped. Before any touch (`previous` is `None`), a step
+    /// that replaces skipped ones keeps the time of the first of them: a patient who asked for
+    /// calls gets the first call when the first message would have gone.
     #[allow(clippy::too_many_arguments)]
     pub fn next_runnable(
         &self,
@@ -197,7 +228,13 @@ impl Policy {
     ) -> Option<(usize, Channel, DateTime<Utc>)> {
         (from..self.steps.len()).find_map(|i| {
             let ch = self.steps[i].channel.resolve(preferred, mobile)?;
-            let at = self.due_at(i, 0, ch, previous, now, appointment_start, cals)?;
+            let timing_of = if previous.is_none() && preferred == Channel::Call {
+                from
+            } else {
+                i
+            };
+            let at =
+                self.due_at_timed(i, timing_of, 0, ch, previous, now, appointment_start, cals)?;
             Some((i, ch, at))
         })
     }
@@ -248,8 +285,11 @@ pub const PROVIDER_SERVER_ERROR_RETRY: Duration = Duration::seconds(30);
 /// [`RATE_LIMITED_RETRY`]).
 pub const PROVIDER_RATE_LIMIT_RETRY: Duration = Duration::seconds(1);
 /// Reconciliation looks for a provider's message or call from this long before the attempt was
-/// recorded: the provider's clock and ours may differ by seconds.
-pub const RECONCILE_CLOCK_SLACK: Duration = Duration::minutes(1);
+/// recorded (wall clock): the provider's clock and ours (both NTP-synced) differ by well under
+/// this, and its timestamps count whole seconds. Wider would let an earlier attempt's message
+/// to the same number with the same text (a WhatsApp template's request and nudge, seconds
+/// apart under a fast simulated clock) pass for this one.
+pub const RECONCILE_CLOCK_SLACK: Duration = Duration::seconds(5);
 
 /// The delay before outbox try `tries + 1` (tries ≥ 1): `base` doubled per failed try, capped
 /// at [`OUTBOX_BACKOFF_CAP`].

@@ -31,8 +31,8 @@ mod sync;
 mod transition;
 
 pub use planner::PlanReport;
-pub use replies::{Inbound, InboundOutcome};
-pub use statuses::delivery_advances;
+pub use replies::{Inbound, InboundOutcome, ReplyFollowUp};
+pub use statuses::{ProviderStatus, delivery_advances, parse_attempt_key, status_meaning};
 pub use sync::SyncReport;
 
 pub use shell::{ACK_STEP, Engine};

@@ -192,6 +192,7 @@ impl Engine {
                 group_key: group_key.clone(),
                 lead_id: if follower { waiting } else { None },
                 state: opening.state(),
+                step: i64::from(opening.first_step()),
                 due_at: opening.due().map(|d| d.timestamp()),
             },
             lead_key: if follower { group_key } else { None },
@@ -232,7 +233,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<()> {
         for c in campaigns::open_of_appointment(tx, appointment_id).await? {
-            self.apply(tx, &c, &Event::Upstream(change), now, "", None)
+            self.apply_current(tx, c.id, &Event::Upstream(change), now, "", None)
                 .await?;
             if c.lead_id.is_none() {
                 self.promote_followers(tx, c.id, now).await?;
@@ -249,9 +250,9 @@ impl Engine {
             match new_lead {
                 None => {
                     campaigns::set_lead(tx, f.id, None).await?;
-                    let lead = campaigns::CampaignRow { lead_id: None, ..f };
-                    self.apply(tx, &lead, &Event::Opened, now, "", None).await?;
-                    new_lead = Some(lead.id);
+                    self.apply_current(tx, f.id, &Event::Opened, now, "", None)
+                        .await?;
+                    new_lead = Some(f.id);
                 }
                 Some(l) => campaigns::set_lead(tx, f.id, Some(l)).await?,
             }

@@ -11,7 +11,7 @@ use crate::domain::policy::{ACK_RETRY_AFTER, REPLY_ROUTING_WINDOW, from_unix};
 use crate::domain::reply::{self, Classification, Flag, Intent};
 use crate::domain::types::{CampaignState, Channel, PhoneNumber};
 use crate::provider::Outbound;
-use crate::store::attempts::{self, Outcome};
+use crate::store::attempts::{self, Outcome, StoredAttempt};
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::notes::{self, NewNote};
 use crate::store::replies::{self, NewReply};
@@ -25,6 +25,28 @@ use std::collections::HashMap;
 const MAX_REPLY_CHARS: usize = 8_000;
 /// Acknowledgements recovered per pass of the recovery timer.
 const ACK_RECOVERY_BATCH: i64 = 500;
+/// How many times a reply is handled again when its campaign changed under it.
+const MAX_REPLY_RETRIES: usize = 8;
+
+/// What is left to do once a reply is durably recorded: its acknowledgement to send and its
+/// campaign's agenda write-backs to apply.
+#[derive(Debug)]
+pub struct ReplyFollowUp {
+    acks: Vec<PendingSend>,
+    campaign_id: Option<i64>,
+}
+
+impl ReplyFollowUp {
+    /// Sends the acknowledgement and applies the write-backs. A failure leaves them recorded:
+    /// acknowledgement recovery and the outbox timer retry them.
+    pub async fn run(self, engine: &Engine) -> Result<()> {
+        engine.send_acks(self.acks).await?;
+        if let Some(id) = self.campaign_id {
+            engine.drain_outbox_for(id).await?;
+        }
+        Ok(())
+    }
+}
 
 /// An inbound message from a patient (SMS or WhatsApp), as the provider or the sandbox hands it.
 #[derive(Debug, Clone)]
@@ -74,13 +96,34 @@ impl Engine {
     /// Handles one inbound message: classify, match the patient's campaign, act, acknowledge.
     /// Idempotent by provider id. Never logs the number or the text.
     pub async fn handle_inbound(&self, msg: Inbound) -> Result<InboundOutcome> {
+        let (outcome, follow_up) = self.receive_inbound(msg).await?;
+        follow_up.run(self).await?;
+        Ok(outcome)
+    }
+
+    /// The durable part of handling a reply: understood, routed, acted on, its acknowledgement
+    /// and write-backs recorded, in one transaction. What is left (sending the acknowledgement,
+    /// applying the write-backs) is returned: a webhook answers first and runs it after; if the
+    /// process dies in between, acknowledgement recovery and the outbox timer finish it.
+    pub async fn receive_inbound(&self, msg: Inbound) -> Result<(InboundOutcome, ReplyFollowUp)> {
+        // A batch or a status may change the campaign between our read and our write: the
+        // write is guarded by the campaign's version, and then the reply is handled again.
+        for _ in 0..MAX_REPLY_RETRIES {
+            if let Some(done) = self.try_receive(&msg).await? {
+                return Ok(done);
+            }
+        }
+        anyhow::bail!("a reply's campaign kept changing while the reply was handled")
+    }
+
+    async fn try_receive(&self, msg: &Inbound) -> Result<Option<(InboundOutcome, ReplyFollowUp)>> {
         let now = self.now();
         let body: String = msg.body.chars().take(MAX_REPLY_CHARS).collect();
         let campaign = match msg.campaign_id {
             Some(id) => campaigns::by_id(&self.db, id).await?,
             None => self.campaign_for_reply(msg.from.as_e164(), now).await?,
         };
-        let cls = self.understand(&msg, &body, campaign.as_ref());
+        let cls = self.understand(msg, &body, campaign.as_ref());
         let mut tx = self.db.begin().await?;
         let reply = NewReply {
             provider_id: msg.provider_id.clone(),
@@ -93,33 +136,42 @@ impl Engine {
             reason: cls.reason.chars().take(200).collect(),
             received_at: now.timestamp(),
         };
+        let nothing_left = ReplyFollowUp {
+            acks: Vec::new(),
+            campaign_id: None,
+        };
         let Some(reply_id) = replies::insert(&mut tx, &reply).await? else {
             tx.rollback().await?;
-            return Ok(InboundOutcome {
+            let outcome = InboundOutcome {
                 duplicate: true,
                 campaign_id: campaign.map(|c| c.id),
                 intent: cls.intent,
                 state: None,
-            });
+            };
+            return Ok(Some((outcome, nothing_left)));
         };
         let reply = ReplyRef {
             id: reply_id,
             text: body,
         };
         let Some(lead) = campaign else {
-            self.file_unmatched(&mut tx, &msg, &cls, &reply, now)
-                .await?;
+            self.file_unmatched(&mut tx, msg, &cls, &reply, now).await?;
             tx.commit().await?;
-            return Ok(InboundOutcome {
+            let outcome = InboundOutcome {
                 duplicate: false,
                 campaign_id: None,
                 intent: cls.intent,
                 state: None,
-            });
+            };
+            return Ok(Some((outcome, nothing_left)));
         };
-        let (state, acks) = self
-            .act_on_reply(&mut tx, &lead, &msg, &cls, reply, now)
-            .await?;
+        let Some((state, acks)) = self
+            .act_on_reply(&mut tx, &lead, msg, &cls, reply, now)
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         tx.commit().await?;
         tracing::info!(
             campaign_id = lead.id,
@@ -128,14 +180,17 @@ impl Engine {
             state = state.as_str(),
             "reply handled"
         );
-        self.send_acks(acks).await?;
-        self.drain_outbox_for(lead.id).await?;
-        Ok(InboundOutcome {
+        let outcome = InboundOutcome {
             duplicate: false,
             campaign_id: Some(lead.id),
             intent: cls.intent,
             state: Some(state),
-        })
+        };
+        let follow_up = ReplyFollowUp {
+            acks,
+            campaign_id: Some(lead.id),
+        };
+        Ok(Some((outcome, follow_up)))
     }
 
     /// The campaign a reply from `phone` answers (see `campaign::route_reply`).
@@ -242,7 +297,7 @@ impl Engine {
         cls: &Classification,
         reply: ReplyRef,
         now: DateTime<Utc>,
-    ) -> Result<(CampaignState, Vec<PendingSend>)> {
+    ) -> Result<Option<(CampaignState, Vec<PendingSend>)>> {
         let event = Event::Reply {
             intent: cls.intent,
             late: cls.flags.contains(&Flag::Late),
@@ -254,12 +309,15 @@ impl Engine {
             cls.confidence
         );
         let reply_id = reply.id;
-        let t = self
+        let Some(t) = self
             .apply(tx, lead, &event, now, &detail, Some(reply.clone()))
-            .await?;
+            .await?
+        else {
+            return Ok(None);
+        };
         campaigns::set_last_intent(tx, lead.id, cls.intent.as_str()).await?;
         for f in campaigns::followers(tx, lead.id).await? {
-            self.apply(tx, &f, &event, now, &detail, Some(reply.clone()))
+            self.apply_current(tx, f.id, &event, now, &detail, Some(reply.clone()))
                 .await?;
         }
         let mut acks = Vec::new();
@@ -275,6 +333,7 @@ impl Engine {
                 if let Command::Acknowledge(ack) = cmd {
                     acks.push(PendingSend {
                         campaign: lead.clone(),
+                        claimed_state: lead.state,
                         step: ACK_STEP,
                         attempt: reply_id,
                         outbound: Outbound {
@@ -284,14 +343,15 @@ impl Engine {
                             to: msg.from.clone(),
                             body: self.render_ack(lead, site, *ack)?,
                             recorded_at: now,
+                            recorded_wall: self.wall_now(),
                             template: None,
                         },
                     });
                 }
             }
         }
-        record_attempts(tx, &mut acks, now, "ack").await?;
-        Ok((t.state, acks))
+        record_attempts(tx, &mut acks, now, self.wall_now(), "ack").await?;
+        Ok(Some((t.state, acks)))
     }
 
     fn render_ack(&self, c: &CampaignRow, site: &Site, ack: Ack) -> Result<String> {
@@ -326,8 +386,14 @@ impl Engine {
                 }
             })
             .collect();
+        let accepted: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.provider_id.clone())
+            .collect();
         let mut tx = self.db.begin().await?;
         attempts::set_outcomes(&mut tx, &outcomes, now.timestamp()).await?;
+        // A delivery report can come back before the send's own answer.
+        self.apply_early_statuses(&mut tx, &accepted).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -373,9 +439,11 @@ impl Engine {
                 to: phone,
                 body: self.render_ack(&c, site, ack)?,
                 recorded_at: from_unix(p.recorded_at),
+                recorded_wall: from_unix(p.recorded_wall.unwrap_or(p.recorded_at)),
                 template: None,
             };
             acks.push(PendingSend {
+                claimed_state: c.state,
                 campaign: c,
                 step: ACK_STEP,
                 attempt: p.reply_id,
@@ -384,7 +452,15 @@ impl Engine {
         }
         let existing: HashMap<_, _> = acks
             .iter()
-            .map(|a| (a.outbound.client_ref.clone(), ("sending".to_string(), None)))
+            .map(|a| {
+                let pending = StoredAttempt {
+                    state: "sending".to_string(),
+                    provider_id: None,
+                    created_at: a.outbound.recorded_at.timestamp(),
+                    recorded_wall: Some(a.outbound.recorded_wall.timestamp()),
+                };
+                (a.outbound.client_ref.clone(), pending)
+            })
             .collect();
         let n = acks.len();
         let (to_send, found) = self.reconcile(acks, existing).await;
@@ -401,8 +477,13 @@ impl Engine {
                 })
             })
             .collect();
+        let accepted: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.provider_id.clone())
+            .collect();
         let mut tx = self.db.begin().await?;
         attempts::set_outcomes(&mut tx, &outcomes, now.timestamp()).await?;
+        self.apply_early_statuses(&mut tx, &accepted).await?;
         tx.commit().await?;
         self.send_acks(to_send).await?;
         Ok(n)

@@ -90,6 +90,12 @@ impl Engine {
         self.clock.now()
     }
 
+    /// The real time, whatever the engine's clock says: claims (a lease is about a live
+    /// process) and the provider's own timestamps count in it.
+    pub fn wall_now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
     pub(super) fn site(&self, id: &str) -> Result<&Site> {
         self.settings
             .site(id)

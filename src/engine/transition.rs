@@ -35,7 +35,8 @@ pub(super) struct Decided {
 
 impl Engine {
     /// Runs the state machine for one event and writes everything it decides, except sends
-    /// (returned for the caller to make after commit).
+    /// (returned for the caller to make after commit). `None` when the campaign changed since
+    /// `c` was read (its version moved): nothing was written, the caller reads it again.
     pub(super) async fn apply(
         &self,
         tx: &mut Tx,
@@ -44,7 +45,7 @@ impl Engine {
         now: DateTime<Utc>,
         detail: &str,
         reply: Option<ReplyRef>,
-    ) -> Result<Transition> {
+    ) -> Result<Option<Transition>> {
         let t = self.decide(c, event, now)?;
         let decided = Decided {
             campaign: c.clone(),
@@ -53,9 +54,35 @@ impl Engine {
             detail: detail.to_string(),
             reply,
         };
-        self.persist(tx, std::slice::from_ref(&decided), now)
+        let stale = self
+            .persist(tx, std::slice::from_ref(&decided), now)
             .await?;
-        Ok(t)
+        Ok(stale.is_empty().then_some(t))
+    }
+
+    /// [`Engine::apply`] to the campaign as it is now: read inside the transaction, and read
+    /// again if another writer changed it between the read and the write.
+    pub(super) async fn apply_current(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        event: &Event,
+        now: DateTime<Utc>,
+        detail: &str,
+        reply: Option<ReplyRef>,
+    ) -> Result<Option<Transition>> {
+        for _ in 0..MAX_WRITE_RETRIES {
+            let Some(c) = campaigns::by_id_in(tx, id).await? else {
+                return Ok(None);
+            };
+            if let Some(t) = self
+                .apply(tx, &c, event, now, detail, reply.clone())
+                .await?
+            {
+                return Ok(Some(t));
+            }
+        }
+        anyhow::bail!("campaign {id} kept changing while an event was applied")
     }
 
     /// The pure decision for one campaign and event, with its site's policy and calendars.
@@ -77,16 +104,18 @@ impl Engine {
     }
 
     /// Writes decided transitions: one statement for the campaigns and one for the ledger per
-    /// chunk, then their commands, then the followers of leads that closed.
+    /// chunk, then their commands, then the followers of leads that closed. A transition whose
+    /// campaign changed since it was decided is not written (nor its ledger row, nor its
+    /// commands): its id is returned, and the newer change stands.
     pub(super) async fn persist(
         &self,
         tx: &mut Tx,
         items: &[Decided],
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        write(tx, items, now).await?;
+    ) -> Result<Vec<i64>> {
+        let (written, stale) = write(tx, items, now).await?;
         let mut closed = Vec::new();
-        for d in items {
+        for d in written {
             let (before, after) = (d.campaign.state, d.transition.state);
             if d.campaign.lead_id.is_none() && campaign::lead_closes_followers(before, after) {
                 for f in campaigns::active_followers(tx, d.campaign.id).await? {
@@ -102,10 +131,15 @@ impl Engine {
                 }
             }
         }
-        // Followers have no followers of their own: this does not recurse.
-        write(tx, &closed, now).await
+        // Followers have no followers of their own: this does not recurse. Followers are read
+        // inside this transaction, so none of them can be stale here.
+        write(tx, &closed, now).await?;
+        Ok(stale)
     }
 }
+
+/// How many times a single event is re-read and re-applied when its campaign keeps changing.
+const MAX_WRITE_RETRIES: usize = 8;
 
 /// The due instant a transition leaves on the campaign.
 fn due_after(c: &CampaignRow, t: &Transition) -> Option<i64> {
@@ -120,22 +154,31 @@ fn due_after(c: &CampaignRow, t: &Transition) -> Option<i64> {
     if t.state.is_active() { due } else { None }
 }
 
-async fn write(tx: &mut Tx, items: &[Decided], now: DateTime<Utc>) -> Result<()> {
+/// Writes the transitions whose campaign is still at the version they were decided from;
+/// returns those written and the ids of the stale ones.
+async fn write<'a>(
+    tx: &mut Tx,
+    items: &'a [Decided],
+    now: DateTime<Utc>,
+) -> Result<(Vec<&'a Decided>, Vec<i64>)> {
     if items.is_empty() {
-        return Ok(());
+        return Ok((Vec::new(), Vec::new()));
     }
     let states: Vec<StateWrite> = items
         .iter()
         .map(|d| StateWrite {
             id: d.campaign.id,
+            from_version: d.campaign.version,
             state: d.transition.state,
             step: i64::from(d.transition.step),
             attempt: i64::from(d.transition.attempt),
             due_at: due_after(&d.campaign, &d.transition),
         })
         .collect();
-    campaigns::write_states(tx, &states, now.timestamp()).await?;
-    let ledger: Vec<NewEvent> = items
+    let ids = campaigns::write_states(tx, &states, now.timestamp()).await?;
+    let (written, stale): (Vec<&Decided>, Vec<&Decided>) =
+        items.iter().partition(|d| ids.contains(&d.campaign.id));
+    let ledger: Vec<NewEvent> = written
         .iter()
         .map(|d| NewEvent {
             campaign_id: d.campaign.id,
@@ -145,10 +188,16 @@ async fn write(tx: &mut Tx, items: &[Decided], now: DateTime<Utc>) -> Result<()>
         })
         .collect();
     events::append(tx, now.timestamp(), &ledger).await?;
-    for d in items {
+    for d in &written {
         write_commands(tx, d, now).await?;
     }
-    Ok(())
+    if !stale.is_empty() {
+        tracing::debug!(
+            n = stale.len(),
+            "transitions not written: their campaigns changed since they were decided"
+        );
+    }
+    Ok((written, stale.into_iter().map(|d| d.campaign.id).collect()))
 }
 
 async fn write_commands(tx: &mut Tx, d: &Decided, now: DateTime<Utc>) -> Result<()> {
@@ -190,9 +239,16 @@ async fn write_commands(tx: &mut Tx, d: &Decided, now: DateTime<Utc>) -> Result<
                 notes::insert(tx, &note, now.timestamp()).await?;
             }
             Command::RecordOptOut => {
+                // A patient's STOP is a reply; otherwise the provider refused the number as
+                // opted out at its end (Twilio's 21610).
+                let source = if d.reply.is_some() {
+                    "reply"
+                } else {
+                    "provider"
+                };
                 if let Some(phone) = &c.phone {
-                    opt_outs::record(tx, phone, &c.site_id, "reply", now.timestamp()).await?;
-                    tracing::info!(phone = %mask_phone(phone), site = %c.site_id, "opt-out recorded");
+                    opt_outs::record(tx, phone, &c.site_id, source, now.timestamp()).await?;
+                    tracing::info!(phone = %mask_phone(phone), site = %c.site_id, source, "opt-out recorded");
                 }
             }
             _ => {}

@@ -12,11 +12,10 @@
 
 use super::error::ApiError;
 use super::signature::{self, Algorithm};
-use crate::domain::campaign::{CallOutcome, Event};
 use crate::domain::policy::from_unix;
 use crate::domain::reply::{self, Intent};
 use crate::domain::types::{Channel, PhoneNumber};
-use crate::engine::{Engine, Inbound};
+use crate::engine::{Engine, Inbound, ProviderStatus};
 use crate::store::events::{self, NewEvent};
 use crate::store::notes::{self, NewNote};
 use crate::store::{calls, campaigns};
@@ -156,8 +155,18 @@ async fn inbound(
     let mut msg = Inbound::text(sid, from, channel, text);
     msg.intent = button;
     msg.to = form.get("To").map(str::to_string);
-    match e.handle_inbound(msg).await {
-        Ok(_) => empty_twiml(),
+    // Answered as soon as the reply is durably recorded; the acknowledgement and the agenda
+    // write-backs follow (recovered by their timers if the process stops before).
+    match e.receive_inbound(msg).await {
+        Ok((_, follow_up)) => {
+            let engine = e.clone();
+            tokio::spawn(async move {
+                if let Err(err) = follow_up.run(&engine).await {
+                    tracing::warn!(error = %format!("{err:#}"), "reply follow-up failed; its timers will retry it");
+                }
+            });
+            empty_twiml()
+        }
         Err(err) => internal(err),
     }
 }
@@ -179,24 +188,10 @@ async fn message_status(
         )
             .into_response();
     };
-    let (stored, event) = match status {
-        "sent" => ("sent", None),
-        "delivered" => ("delivered", None),
-        "read" => ("read", None),
-        "undelivered" | "failed" => (status, Some(Event::Undelivered)),
-        // queued, accepted, sending, scheduled: nothing new for the campaign.
-        _ => return StatusCode::NO_CONTENT.into_response(),
-    };
     if let Some(code) = form.get("ErrorCode").filter(|c| !c.is_empty()) {
         tracing::info!(message_sid = sid, status, code, "delivery failure reported");
     }
-    match e
-        .attempt_event(sid, event, stored, form.get("ErrorCode"))
-        .await
-    {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => internal(err),
-    }
+    apply_status(&e, &q, sid, status, form.get("ErrorCode")).await
 }
 
 async fn call_status(
@@ -212,14 +207,25 @@ async fn call_status(
     let (Some(sid), Some(status)) = (form.get("CallSid"), form.get("CallStatus")) else {
         return (StatusCode::BAD_REQUEST, "CallSid and CallStatus required").into_response();
     };
-    let (stored, event) = match status {
-        "completed" => ("delivered", None),
-        "busy" => ("undelivered", Some(Event::CallEnded(CallOutcome::Busy))),
-        "no-answer" => ("undelivered", Some(Event::CallEnded(CallOutcome::NoAnswer))),
-        "failed" | "canceled" => ("failed", Some(Event::CallEnded(CallOutcome::Failed))),
-        _ => return StatusCode::NO_CONTENT.into_response(),
+    apply_status(&e, &q, sid, status, form.get("ErrorCode")).await
+}
+
+/// Applies a message or call status to the attempt its callback URL names (or, for a callback
+/// URL without one, to the attempt of that provider id).
+async fn apply_status(
+    e: &Engine,
+    q: &Option<String>,
+    sid: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Response {
+    let s = ProviderStatus {
+        provider_id: sid.to_string(),
+        attempt: query_param(q, "attempt").map(str::to_string),
+        status: status.to_string(),
+        error_code: error_code.map(str::to_string),
     };
-    match e.attempt_event(sid, event, stored, None).await {
+    match e.provider_status(&s).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => internal(err),
     }
@@ -241,7 +247,7 @@ async fn amd(
     if !by.starts_with("machine") {
         return StatusCode::NO_CONTENT.into_response();
     }
-    match e.answering_machine(sid).await {
+    match e.answering_machine(sid, query_param(&q, "attempt")).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => internal(err),
     }
@@ -509,8 +515,17 @@ impl Engine {
 
     /// An answering machine picked up: one short voicemail per appointment (no health data, the
     /// centre's number), otherwise hang up. The next call attempt is already queued.
-    pub async fn answering_machine(&self, call_sid: &str) -> anyhow::Result<()> {
-        let Some(call) = calls::by_call_sid(&self.db, call_sid).await? else {
+    pub async fn answering_machine(
+        &self,
+        call_sid: &str,
+        attempt: Option<&str>,
+    ) -> anyhow::Result<()> {
+        // The callback names its attempt: it may arrive before the call's id is recorded.
+        let call = match attempt.and_then(campaign_of_attempt) {
+            Some(id) => calls::of_campaign(&self.db, id).await?,
+            None => calls::by_call_sid(&self.db, call_sid).await?,
+        };
+        let Some(call) = call else {
             return Ok(());
         };
         // Rendered before anything is recorded: a broken template leaves no trace of a voicemail.

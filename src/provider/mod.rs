@@ -29,8 +29,11 @@ pub struct Outbound {
     pub from: String,
     pub to: PhoneNumber,
     pub body: String,
-    /// When the attempt was recorded: reconciliation looks for messages created since.
+    /// When the attempt was recorded, on the engine's clock.
     pub recorded_at: DateTime<Utc>,
+    /// The same instant on the wall clock (the provider's clock): reconciliation looks for what
+    /// the provider created since.
+    pub recorded_wall: DateTime<Utc>,
     /// A WhatsApp message that opens a conversation must use an approved template.
     pub template: Option<WhatsappTemplate>,
 }
@@ -45,6 +48,18 @@ pub struct WhatsappTemplate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub provider_id: String,
+    /// When the provider created it (wall clock), when it says so: a message found after a
+    /// crash keeps its real send time.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl Accepted {
+    pub fn new(provider_id: impl Into<String>) -> Accepted {
+        Accepted {
+            provider_id: provider_id.into(),
+            created_at: None,
+        }
+    }
 }
 
 /// What a failure means for the campaign. `code` is the provider's error code when it gave one.
@@ -82,11 +97,29 @@ impl ProviderError {
 
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Sends each message; one result per message, in order.
+    /// Whether the provider takes a whole batch at once (the sandbox): the dispatcher then
+    /// checks a batch at once right before handing it over, instead of each message at its turn.
+    fn sends_at_once(&self) -> bool {
+        false
+    }
+    /// Waits until this sender may send again (the provider's pacing).
+    fn wait_turn<'a>(&'a self, _from: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+    /// Sends one message or places one call, now (the caller waited for its turn).
+    fn send_now<'a>(&'a self, msg: &'a Outbound) -> BoxFuture<'a, Result<Accepted, ProviderError>>;
+    /// Sends each message at its turn; one result per message, in order.
     fn send_batch<'a>(
         &'a self,
         batch: &'a [Outbound],
-    ) -> BoxFuture<'a, Vec<Result<Accepted, ProviderError>>>;
+    ) -> BoxFuture<'a, Vec<Result<Accepted, ProviderError>>> {
+        Box::pin(futures::future::join_all(batch.iter().map(
+            |m| async move {
+                self.wait_turn(&m.from).await;
+                self.send_now(m).await
+            },
+        )))
+    }
     /// Whether the provider already created this attempt (after a timeout or a crash).
     fn find<'a>(
         &'a self,
@@ -180,6 +213,19 @@ impl Provider for Sandbox {
         "sandbox"
     }
 
+    fn sends_at_once(&self) -> bool {
+        true
+    }
+
+    fn send_now<'a>(&'a self, msg: &'a Outbound) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
+        Box::pin(async move {
+            self.send_batch(std::slice::from_ref(msg))
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(unavailable()))
+        })
+    }
+
     fn send_batch<'a>(
         &'a self,
         batch: &'a [Outbound],
@@ -189,7 +235,7 @@ impl Provider for Sandbox {
                 Ok(sids) => {
                     self.notify(batch, &sids);
                     sids.into_iter()
-                        .map(|provider_id| Ok(Accepted { provider_id }))
+                        .map(|provider_id| Ok(Accepted::new(provider_id)))
                         .collect()
                 }
                 Err(e) => {
@@ -208,7 +254,7 @@ impl Provider for Sandbox {
             let sid = sandbox_log::first_sid(&self.db, &msg.client_ref)
                 .await
                 .map_err(|_| unavailable())?;
-            Ok(sid.map(|provider_id| Accepted { provider_id }))
+            Ok(sid.map(Accepted::new))
         })
     }
 }

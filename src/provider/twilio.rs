@@ -16,6 +16,7 @@
 //! The auth token is a `SecretString`: it never appears in logs or error messages.
 
 pub use crate::config::TwilioSettings;
+use crate::domain::policy::RECONCILE_CLOCK_SLACK;
 use crate::domain::types::Channel;
 use crate::provider::{Accepted, Outbound, Provider, ProviderError};
 use chrono::{DateTime, Duration, Utc};
@@ -58,6 +59,8 @@ struct ListedMessage {
     sid: String,
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    date_created: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +134,12 @@ impl TwilioClient {
         format!("{}{path}", self.settings.public_url.trim_end_matches('/'))
     }
 
+    /// A webhook that names the attempt (`?attempt=c1-s0-a0`): its callbacks find the attempt
+    /// even before its provider id is recorded.
+    fn attempt_webhook(&self, path: &str, m: &Outbound) -> String {
+        self.webhook(&format!("{path}?attempt={}", m.client_ref))
+    }
+
     /// Waits for this sender's next slot (at most `messages_per_second`).
     async fn pace(&self, sender: &str) {
         let gap =
@@ -163,7 +172,7 @@ impl TwilioClient {
                 push("Method", "POST".into());
                 push(
                     "StatusCallback",
-                    self.webhook("/webhooks/twilio/voice/status"),
+                    self.attempt_webhook("/webhooks/twilio/voice/status", m),
                 );
                 push("StatusCallbackMethod", "POST".into());
                 for ev in ["initiated", "ringing", "answered", "completed"] {
@@ -173,7 +182,7 @@ impl TwilioClient {
                 push("AsyncAmd", "true".into());
                 push(
                     "AsyncAmdStatusCallback",
-                    self.webhook("/webhooks/twilio/voice/amd"),
+                    self.attempt_webhook("/webhooks/twilio/voice/amd", m),
                 );
                 push("AsyncAmdStatusCallbackMethod", "POST".into());
                 push("Timeout", "25".into());
@@ -200,7 +209,7 @@ impl TwilioClient {
                 }
                 push(
                     "StatusCallback",
-                    self.webhook("/webhooks/twilio/messages/status"),
+                    self.attempt_webhook("/webhooks/twilio/messages/status", m),
                 );
             }
         }
@@ -208,7 +217,6 @@ impl TwilioClient {
     }
 
     async fn send_one(&self, m: &Outbound) -> Result<Accepted, ProviderError> {
-        self.pace(&m.from).await;
         let _permit = self.in_flight.acquire().await.expect("semaphore open");
         let resource = if m.channel == Channel::Call {
             "Calls.json"
@@ -239,9 +247,7 @@ impl TwilioClient {
                 code: None,
                 retry_after: Some(Duration::minutes(1)),
             })?;
-            return Ok(Accepted {
-                provider_id: created.sid,
-            });
+            return Ok(Accepted::new(created.sid));
         }
         let retry_after = res
             .headers()
@@ -287,38 +293,30 @@ impl TwilioClient {
         }
     }
 
-    /// Lists what the provider created for this number around the attempt. Messages are matched
-    /// by their exact body (request, nudge and acknowledgement bodies differ), over a window
-    /// starting the day before the attempt, so a skew between Rappel's clock and the provider's
-    /// cannot hide a message; calls have no body and are matched by creation time (clocks are
-    /// assumed to agree within a minute).
+    /// Finds what the provider created for this very attempt, among the latest items to this
+    /// number (no date filter: `DateSent` and `StartTime` are empty while an item is queued).
+    /// Only items created since the attempt was recorded (wall clock, a few seconds of slack for
+    /// clock skew) can be it: an earlier message or call to the same number belongs to an
+    /// earlier attempt. Messages must also carry this attempt's text (its body, or for a
+    /// WhatsApp template each of its variables); calls have no text and are matched by time.
     async fn find_created(&self, m: &Outbound) -> Result<Option<Accepted>, ProviderError> {
-        let since = m.recorded_at - Duration::minutes(1);
-        let day = (m.recorded_at - Duration::days(1))
-            .format("%Y-%m-%d")
-            .to_string();
+        let since = m.recorded_wall - RECONCILE_CLOCK_SLACK;
+        let created_since = |d: &Option<String>| {
+            d.as_deref()
+                .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                .map(|d| d.with_timezone(&Utc))
+                .filter(|d| *d >= since)
+        };
         if m.channel == Channel::Call {
             let list: CallList = self
-                .list(
-                    "Calls.json",
-                    &[
-                        ("To", m.to.as_e164()),
-                        ("StartTime>", &day),
-                        ("PageSize", "50"),
-                    ],
-                )
+                .list("Calls.json", &[("To", m.to.as_e164()), ("PageSize", "50")])
                 .await?;
-            let after = |created: &Option<String>| {
-                created
-                    .as_deref()
-                    .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-                    .is_some_and(|d| d.with_timezone(&Utc) >= since)
-            };
-            return Ok(list
-                .calls
-                .into_iter()
-                .find(|c| after(&c.date_created))
-                .map(|c| Accepted { provider_id: c.sid }));
+            return Ok(list.calls.into_iter().find_map(|c| {
+                created_since(&c.date_created).map(|at| Accepted {
+                    provider_id: c.sid,
+                    created_at: Some(at),
+                })
+            }));
         }
         let to = if m.channel == Channel::Whatsapp {
             format!("whatsapp:{}", m.to.as_e164())
@@ -326,16 +324,22 @@ impl TwilioClient {
             m.to.as_e164().to_string()
         };
         let list: MessageList = self
-            .list(
-                "Messages.json",
-                &[("To", &to), ("DateSent>", &day), ("PageSize", "100")],
-            )
+            .list("Messages.json", &[("To", &to), ("PageSize", "100")])
             .await?;
-        Ok(list
-            .messages
-            .into_iter()
-            .find(|x| m.template.is_some() || x.body.as_deref() == Some(m.body.as_str()))
-            .map(|x| Accepted { provider_id: x.sid }))
+        let ours = |body: &str| match &m.template {
+            None => body == m.body,
+            Some(t) => t.variables.as_object().is_some_and(|vars| {
+                vars.values()
+                    .all(|v| v.as_str().is_some_and(|v| body.contains(v)))
+            }),
+        };
+        Ok(list.messages.into_iter().find_map(|x| {
+            let at = created_since(&x.date_created)?;
+            ours(x.body.as_deref().unwrap_or_default()).then_some(Accepted {
+                provider_id: x.sid,
+                created_at: Some(at),
+            })
+        }))
     }
 
     /// One page of a list resource (reconciliation looks at the most recent ones only).
@@ -372,13 +376,12 @@ impl Provider for TwilioClient {
         "twilio"
     }
 
-    fn send_batch<'a>(
-        &'a self,
-        batch: &'a [Outbound],
-    ) -> BoxFuture<'a, Vec<Result<Accepted, ProviderError>>> {
-        Box::pin(
-            async move { futures::future::join_all(batch.iter().map(|m| self.send_one(m))).await },
-        )
+    fn wait_turn<'a>(&'a self, from: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.pace(from))
+    }
+
+    fn send_now<'a>(&'a self, msg: &'a Outbound) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
+        Box::pin(self.send_one(msg))
     }
 
     fn find<'a>(
@@ -510,6 +513,7 @@ mod tests {
             to: crate::domain::types::PhoneNumber::parse("+33612345678").unwrap(),
             body: String::new(),
             recorded_at: Utc::now(),
+            recorded_wall: Utc::now(),
             template: None,
         };
         let f = c.form(&m);
@@ -524,5 +528,13 @@ mod tests {
                 && v.ends_with("/webhooks/twilio/voice/answer?attempt=c1-s2-a0"))
         );
         assert!(f.iter().any(|(k, v)| k == "AsyncAmd" && v == "true"));
+        // Every callback names its attempt, so it finds it before its provider id is recorded.
+        for key in ["StatusCallback", "AsyncAmdStatusCallback"] {
+            assert!(
+                f.iter()
+                    .any(|(k, v)| k == key && v.ends_with("?attempt=c1-s2-a0")),
+                "{key}"
+            );
+        }
     }
 }

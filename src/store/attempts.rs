@@ -21,17 +21,20 @@ pub struct NewAttempt {
 
 /// Inserts attempts (a conflict inserts nothing); returns the keys that were new.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
+/// `now` is the engine's clock, `wall` the real one (crash recovery asks the provider for what it
+/// created since `wall`).
 pub async fn record_many(
     tx: &mut Tx,
     rows: &[NewAttempt],
     now: i64,
+    wall: i64,
 ) -> Result<HashSet<(i64, i64, i64)>> {
     let inserted: Vec<(i64, i64, i64)> = sql::fetch_rows(
         tx,
         "INSERT INTO attempts (campaign_id, step, attempt, channel, purpose, phone, state, \
-           created_at, updated_at) VALUES {rows} \
+           created_at, updated_at, recorded_wall) VALUES {rows} \
          ON CONFLICT (campaign_id, step, attempt) DO NOTHING RETURNING campaign_id, step, attempt",
-        "(?, ?, ?, ?, ?, ?, 'sending', $1, $1)",
+        "(?, ?, ?, ?, ?, ?, 'sending', $1, $1, ?)",
         now,
         rows,
         |q, a| {
@@ -41,6 +44,7 @@ pub async fn record_many(
                 .bind(a.channel.as_str())
                 .bind(a.purpose)
                 .bind(a.phone.clone())
+                .bind(wall)
         },
     )
     .await?;
@@ -53,12 +57,13 @@ pub struct StoredAttempt {
     pub state: String,
     pub provider_id: Option<String>,
     pub created_at: i64,
+    pub recorded_wall: Option<i64>,
 }
 
 #[tracing::instrument(level = "debug", skip(tx))]
 pub async fn get(tx: &mut Tx, campaign_id: i64, step: i64, attempt: i64) -> Result<StoredAttempt> {
     Ok(sqlx::query_as(
-        "SELECT state, provider_id, created_at FROM attempts \
+        "SELECT state, provider_id, created_at, recorded_wall FROM attempts \
          WHERE campaign_id = $1 AND step = $2 AND attempt = $3",
     )
     .bind(campaign_id)
@@ -68,7 +73,8 @@ pub async fn get(tx: &mut Tx, campaign_id: i64, step: i64, attempt: i64) -> Resu
     .await?)
 }
 
-/// A refused attempt is tried again under the same key: it goes back to `sending`.
+/// A refused (or withdrawn) attempt is tried again under the same key: it goes back to
+/// `sending`, recorded anew at `wall`.
 #[tracing::instrument(level = "debug", skip(tx))]
 pub async fn reopen(
     tx: &mut Tx,
@@ -76,15 +82,17 @@ pub async fn reopen(
     step: i64,
     attempt: i64,
     now: i64,
+    wall: i64,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE attempts SET state = 'sending', updated_at = $1 \
-         WHERE campaign_id = $2 AND step = $3 AND attempt = $4",
+        "UPDATE attempts SET state = 'sending', updated_at = $1, recorded_wall = $5, \
+         error_code = NULL WHERE campaign_id = $2 AND step = $3 AND attempt = $4",
     )
     .bind(now)
     .bind(campaign_id)
     .bind(step)
     .bind(attempt)
+    .bind(wall)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -101,7 +109,8 @@ pub struct Outcome {
     pub error_code: Option<String>,
 }
 
-/// Records outcomes: one statement per chunk.
+/// Records outcomes: one statement per chunk. An outcome is a fact about the provider (it
+/// created the message, or refused it): it is recorded whatever the campaign did meanwhile.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
 pub async fn set_outcomes(tx: &mut Tx, rows: &[Outcome], now: i64) -> Result<()> {
     sql::execute_rows(
@@ -126,27 +135,142 @@ pub async fn set_outcomes(tx: &mut Tx, rows: &[Outcome], now: i64) -> Result<()>
     .await
 }
 
+/// Attempts recorded but not handed to the provider (their campaign changed, or their step
+/// moved, at their turn): `refused` with code `withdrawn`, so they count as no touch and the
+/// same key may be tried again. An attempt another worker meanwhile sent is left alone.
+#[tracing::instrument(level = "debug", skip_all, fields(n = keys.len()))]
+pub async fn withdraw(tx: &mut Tx, keys: &[(i64, i64, i64)], now: i64) -> Result<()> {
+    sql::execute_rows(
+        tx,
+        "UPDATE attempts SET state = 'refused', error_code = 'withdrawn', updated_at = $1 \
+         FROM (VALUES {rows}) AS v WHERE attempts.campaign_id = v.column1 \
+           AND attempts.step = v.column2 AND attempts.attempt = v.column3 \
+           AND attempts.state = 'sending' AND attempts.provider_id IS NULL",
+        "(?, ?, ?)",
+        now,
+        keys,
+        |q, k| q.bind(k.0).bind(k.1).bind(k.2),
+    )
+    .await
+}
+
 /// An attempt found by the provider's id, with its campaign.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProviderAttempt {
     pub attempt_state: String,
     pub attempt_step: i64,
+    pub attempt_no: i64,
+    #[sqlx(try_from = "String")]
+    pub attempt_channel: Channel,
     pub purpose: String,
+    pub provider_id: Option<String>,
+    pub early_status: Option<String>,
+    pub early_code: Option<String>,
     #[sqlx(flatten)]
     pub campaign: CampaignRow,
 }
 
+macro_rules! select_provider_attempt {
+    ($rest:literal) => {
+        concat!(
+            "SELECT t.state AS attempt_state, t.step AS attempt_step, t.attempt AS attempt_no, \
+             t.channel AS attempt_channel, t.purpose, t.provider_id, t.early_status, t.early_code, ",
+            campaign_columns!(),
+            " FROM attempts t JOIN campaigns c ON c.id = t.campaign_id \
+             JOIN appointments a ON a.id = c.appointment_id ",
+            $rest
+        )
+    };
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn by_provider_id(db: &Db, provider_id: &str) -> Result<Option<ProviderAttempt>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT t.state AS attempt_state, t.step AS attempt_step, t.purpose, ",
-        campaign_columns!(),
-        " FROM attempts t JOIN campaigns c ON c.id = t.campaign_id \
-         JOIN appointments a ON a.id = c.appointment_id WHERE t.provider_id = $1"
+pub async fn by_provider_id(tx: &mut Tx, provider_id: &str) -> Result<Option<ProviderAttempt>> {
+    Ok(
+        sqlx::query_as(select_provider_attempt!("WHERE t.provider_id = $1"))
+            .bind(provider_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+/// An attempt by its key (campaign, step, attempt), with its campaign.
+#[tracing::instrument(level = "debug", skip(tx))]
+pub async fn by_key(
+    tx: &mut Tx,
+    campaign_id: i64,
+    step: i64,
+    attempt: i64,
+) -> Result<Option<ProviderAttempt>> {
+    Ok(sqlx::query_as(select_provider_attempt!(
+        "WHERE t.campaign_id = $1 AND t.step = $2 AND t.attempt = $3"
     ))
-    .bind(provider_id.to_string())
-    .fetch_optional(&db.pool)
+    .bind(campaign_id)
+    .bind(step)
+    .bind(attempt)
+    .fetch_optional(&mut **tx)
     .await?)
+}
+
+/// Keeps a status that arrived before the attempt's outcome was recorded (and the provider's
+/// id it names), to apply when the outcome is committed.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn keep_early(
+    tx: &mut Tx,
+    key: (i64, i64, i64),
+    provider_id: &str,
+    status: &str,
+    error_code: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET early_status = $1, early_code = $2, \
+         provider_id = COALESCE(provider_id, $3), updated_at = $4 \
+         WHERE campaign_id = $5 AND step = $6 AND attempt = $7 AND state = 'sending'",
+    )
+    .bind(status.to_string())
+    .bind(error_code.map(str::to_string))
+    .bind(provider_id.to_string())
+    .bind(now)
+    .bind(key.0)
+    .bind(key.1)
+    .bind(key.2)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Attempts among `provider_ids` that hold an early status (just given their outcome).
+#[tracing::instrument(level = "debug", skip_all, fields(n = provider_ids.len()))]
+pub async fn with_early_status(
+    tx: &mut Tx,
+    provider_ids: &[String],
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let mut out = Vec::new();
+    for chunk in provider_ids.chunks(sql::MAX_ROWS) {
+        let mut q = sql::as_with_list(
+            "SELECT provider_id, early_status, early_code FROM attempts \
+             WHERE early_status IS NOT NULL AND provider_id IN ({list})",
+            1,
+            chunk.len(),
+        );
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
+
+/// Forgets an early status once applied.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn clear_early(tx: &mut Tx, provider_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET early_status = NULL, early_code = NULL WHERE provider_id = $1",
+    )
+    .bind(provider_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Moves an attempt's status from `from` to `to` (nothing if it moved meanwhile); returns the
@@ -177,6 +301,9 @@ pub async fn advance(
 /// One touch of a number (a request attempt the provider did not refuse).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Touch {
+    pub campaign_id: i64,
+    pub step: i64,
+    pub attempt: i64,
     pub phone: String,
     #[sqlx(try_from = "String")]
     pub channel: Channel,
@@ -188,7 +315,8 @@ pub struct Touch {
 pub async fn requests_since(db: &Db, phones: &[String], since: i64) -> Result<Vec<Touch>> {
     sql::fetch_for_list(
         db,
-        "SELECT phone, channel, created_at FROM attempts WHERE purpose = 'request' \
+        "SELECT campaign_id, step, attempt, phone, channel, created_at FROM attempts \
+         WHERE purpose = 'request' \
          AND created_at >= $1 AND state <> 'refused' AND phone IN ({list})",
         Some(since),
         phones,
@@ -204,6 +332,7 @@ pub struct PendingAck {
     #[sqlx(try_from = "String")]
     pub ack_channel: Channel,
     pub recorded_at: i64,
+    pub recorded_wall: Option<i64>,
     #[sqlx(flatten)]
     pub campaign: CampaignRow,
 }
@@ -218,7 +347,8 @@ pub async fn pending_acks(
     limit: i64,
 ) -> Result<Vec<PendingAck>> {
     Ok(sqlx::query_as(concat!(
-        "SELECT t.attempt AS reply_id, t.channel AS ack_channel, t.created_at AS recorded_at, ",
+        "SELECT t.attempt AS reply_id, t.channel AS ack_channel, t.created_at AS recorded_at, \
+         t.recorded_wall, ",
         campaign_columns!(),
         " FROM attempts t JOIN campaigns c ON c.id = t.campaign_id \
          JOIN appointments a ON a.id = c.appointment_id WHERE t.purpose = 'ack' AND \

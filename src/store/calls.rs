@@ -44,3 +44,14 @@ pub async fn by_call_sid(db: &Db, call_sid: &str) -> Result<Option<CallOfCampaig
     .fetch_optional(&db.pool)
     .await?)
 }
+
+/// The campaign of a call named by its attempt key (its callback came before its id).
+#[tracing::instrument(level = "debug", skip(db))]
+pub async fn of_campaign(db: &Db, campaign_id: i64) -> Result<Option<CallOfCampaign>> {
+    Ok(
+        sqlx::query_as("SELECT id AS campaign_id, site_id FROM campaigns WHERE id = $1")
+            .bind(campaign_id)
+            .fetch_optional(&db.pool)
+            .await?,
+    )
+}

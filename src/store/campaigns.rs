@@ -5,7 +5,7 @@ use crate::domain::campaign::{Campaign, RouteCandidate};
 use crate::domain::policy::from_unix;
 use crate::domain::types::{CampaignState, Channel, PhoneNumber};
 use anyhow::Result;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One campaign with what the dispatcher and the reply path need of its appointment.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -23,6 +23,8 @@ pub struct CampaignRow {
     pub attempt: i64,
     pub due_at: Option<i64>,
     pub updated_at: i64,
+    /// Bumped by every state write; a write checks the version it was decided from.
+    pub version: i64,
     pub starts_at: i64,
     pub exam_code: String,
     pub locale: String,
@@ -64,7 +66,7 @@ impl CampaignRow {
 macro_rules! campaign_columns {
     () => {
         "c.id, c.appointment_id, c.appointment_version, c.site_id, c.policy, c.phone, \
-         c.lead_id, c.state, c.step, c.attempt, c.due_at, c.updated_at, a.starts_at, \
+         c.lead_id, c.state, c.step, c.attempt, c.due_at, c.updated_at, c.version, a.starts_at, \
          a.exam_code, a.locale, a.channel_pref"
     };
 }
@@ -138,6 +140,14 @@ async fn in_tx(tx: &mut Tx, statement: &'static str, id: i64) -> Result<Vec<Camp
         .await?)
 }
 
+/// One campaign, read inside a transaction (after a write lost to a newer change).
+#[tracing::instrument(level = "debug", skip(tx))]
+pub async fn by_id_in(tx: &mut Tx, id: i64) -> Result<Option<CampaignRow>> {
+    Ok(in_tx(tx, select_campaigns!("WHERE c.id = $1"), id)
+        .await?
+        .pop())
+}
+
 /// Campaigns of an appointment that an upstream change still concerns.
 #[tracing::instrument(level = "debug", skip(tx))]
 pub async fn open_of_appointment(tx: &mut Tx, appointment_id: i64) -> Result<Vec<CampaignRow>> {
@@ -162,33 +172,93 @@ pub async fn followers(tx: &mut Tx, lead_id: i64) -> Result<Vec<CampaignRow>> {
     in_tx(tx, select_campaigns!("WHERE c.lead_id = $1"), lead_id).await
 }
 
-/// Claims up to `limit` due campaigns until `until` under `token`; returns their ids.
+/// Claims up to `limit` campaigns due at `now` (the engine's clock) whose claim is free or
+/// expired at `wall_now`, until `wall_until` under `token`; returns their ids. Claims count real
+/// (wall-clock) seconds whatever the engine's clock says: a lease is about a live process.
 #[tracing::instrument(level = "debug", skip(db, token))]
-pub async fn claim_due(db: &Db, now: i64, until: i64, token: &str, limit: i64) -> Result<Vec<i64>> {
+pub async fn claim_due(
+    db: &Db,
+    now: i64,
+    wall_now: i64,
+    wall_until: i64,
+    token: &str,
+    limit: i64,
+) -> Result<Vec<i64>> {
     let statement = match db.backend {
         Backend::Postgres => {
             "UPDATE campaigns SET claimed_until = $1, claim_token = $2 WHERE id IN (\
                SELECT id FROM campaigns WHERE due_at IS NOT NULL AND due_at <= $3 \
-               AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY due_at LIMIT $4 \
+               AND (claimed_until IS NULL OR claimed_until < $4) ORDER BY due_at LIMIT $5 \
                FOR UPDATE SKIP LOCKED) RETURNING id"
         }
         Backend::Sqlite => {
             "UPDATE campaigns SET claimed_until = $1, claim_token = $2 WHERE id IN (\
                SELECT id FROM campaigns WHERE due_at IS NOT NULL AND due_at <= $3 \
-               AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY due_at LIMIT $4) \
+               AND (claimed_until IS NULL OR claimed_until < $4) ORDER BY due_at LIMIT $5) \
              RETURNING id"
         }
     };
     let mut tx = db.begin().await?;
     let ids: Vec<(i64,)> = sqlx::query_as(statement)
-        .bind(until)
+        .bind(wall_until)
         .bind(token.to_string())
         .bind(now)
+        .bind(wall_now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// Extends the claims still held under `token` until `wall_until` (the heartbeat of a batch
+/// that is sending); returns the ids still held.
+#[tracing::instrument(level = "debug", skip(db, token))]
+pub async fn renew_claim(db: &Db, token: &str, wall_until: i64) -> Result<HashSet<i64>> {
+    let mut tx = db.begin().await?;
+    let ids: Vec<(i64,)> = sqlx::query_as(
+        "UPDATE campaigns SET claimed_until = $1 WHERE claim_token = $2 RETURNING id",
+    )
+    .bind(wall_until)
+    .bind(token.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// Releases what is left of a claim once its batch is done.
+#[tracing::instrument(level = "debug", skip(db, token))]
+pub async fn release_claim(db: &Db, token: &str) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE campaigns SET claimed_until = NULL, claim_token = NULL WHERE claim_token = $1",
+    )
+    .bind(token.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What the dispatcher checks at the instant of sending: the campaign's version and its claim.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimState {
+    pub id: i64,
+    pub version: i64,
+    pub claim_token: Option<String>,
+    pub claimed_until: Option<i64>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(n = ids.len()))]
+pub async fn claim_states(db: &Db, ids: &[i64]) -> Result<Vec<ClaimState>> {
+    sql::fetch_for_list(
+        db,
+        "SELECT id, version, claim_token, claimed_until FROM campaigns WHERE id IN ({list})",
+        None,
+        ids,
+    )
+    .await
 }
 
 #[tracing::instrument(level = "debug", skip(tx))]
@@ -211,26 +281,31 @@ pub async fn set_last_intent(tx: &mut Tx, id: i64, intent: &str) -> Result<()> {
     Ok(())
 }
 
-/// A campaign's state after a transition.
+/// A campaign's state after a transition, and the version it was decided from.
 #[derive(Debug, Clone, Copy)]
 pub struct StateWrite {
     pub id: i64,
+    pub from_version: i64,
     pub state: CampaignState,
     pub step: i64,
     pub attempt: i64,
     pub due_at: Option<i64>,
 }
 
-/// Writes transitions (and releases their claims): one statement per chunk.
+/// Writes transitions (and releases their claims): one statement per chunk. A row is written
+/// only if its version is still the one it was decided from (then bumped); returns the ids
+/// written. A campaign that changed meanwhile (a reply, a status) keeps that newer change.
 #[tracing::instrument(level = "debug", skip_all, fields(n = rows.len()))]
-pub async fn write_states(tx: &mut Tx, rows: &[StateWrite], now: i64) -> Result<()> {
+pub async fn write_states(tx: &mut Tx, rows: &[StateWrite], now: i64) -> Result<HashSet<i64>> {
     // VALUES columns are column1… on both engines.
-    sql::execute_rows(
+    let written: Vec<(i64,)> = sql::fetch_rows(
         tx,
         "UPDATE campaigns SET state = v.column2, step = v.column3, attempt = v.column4, \
-         due_at = v.column5, claimed_until = NULL, claim_token = NULL, updated_at = $1 \
-         FROM (VALUES {rows}) AS v WHERE campaigns.id = v.column1",
-        "(?, ?, ?, ?, ?)",
+         due_at = v.column5, claimed_until = NULL, claim_token = NULL, updated_at = $1, \
+         version = campaigns.version + 1 \
+         FROM (VALUES {rows}) AS v WHERE campaigns.id = v.column1 AND campaigns.version = v.column6 \
+         RETURNING campaigns.id",
+        "(?, ?, ?, ?, ?, ?)",
         now,
         rows,
         |q, w| {
@@ -239,9 +314,11 @@ pub async fn write_states(tx: &mut Tx, rows: &[StateWrite], now: i64) -> Result<
                 .bind(w.step)
                 .bind(w.attempt)
                 .bind(w.due_at)
+                .bind(w.from_version)
         },
     )
-    .await
+    .await?;
+    Ok(written.into_iter().map(|(id,)| id).collect())
 }
 
 /// A campaign the planner opens.
@@ -255,6 +332,8 @@ pub struct NewCampaign {
     pub group_key: Option<String>,
     pub lead_id: Option<i64>,
     pub state: CampaignState,
+    /// The step its first touch is.
+    pub step: i64,
     pub due_at: Option<i64>,
 }
 
@@ -268,7 +347,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewCampaign], now: i64) -> Result<
            group_key, lead_id, state, due_at, step, attempt, created_at, updated_at) \
          VALUES {rows} ON CONFLICT (appointment_id, appointment_version) DO NOTHING \
          RETURNING appointment_id, id",
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, $1, $1)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, $1, $1)",
         now,
         rows,
         |q, n| {
@@ -281,6 +360,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewCampaign], now: i64) -> Result<
                 .bind(n.lead_id)
                 .bind(n.state.as_str())
                 .bind(n.due_at)
+                .bind(n.step)
         },
     )
     .await?;

@@ -14,7 +14,7 @@ use sqlx::{Any, Encode, FromRow, Type};
 /// their best (measured with `rappel bench`, 100,000 appointments).
 const PARAMS_PER_STATEMENT: usize = 2_000;
 /// At most this many rows (or list values) per statement.
-const MAX_ROWS: usize = 500;
+pub const MAX_ROWS: usize = 500;
 
 /// Rows per statement for rows of `params` parameters each.
 pub fn rows_per_statement(params: usize) -> usize {

@@ -123,7 +123,9 @@ async fn sms_then_nudge_then_a_call_answered_by_a_human_who_presses_1_confirms_i
     for m in &messages {
         assert_eq!(m["status"], 201);
         assert_eq!(form(m, "To"), ["+33612340011"]);
-        assert!(form(m, "StatusCallback")[0].ends_with("/webhooks/twilio/messages/status"));
+        assert!(
+            form(m, "StatusCallback")[0].contains("/webhooks/twilio/messages/status?attempt=c")
+        );
     }
     let calls = t.requests("/Calls.json").await;
     assert_eq!(calls.len(), 1);

@@ -19,8 +19,12 @@ Scripts, chosen by the LAST 4 DIGITS of the `To` number (`whatsapp:` prefix stri
     0429  the first 3 requests (messages and calls) for that number in that account: 429,
           Retry-After: 1, code 20429; then as "other"
     0500  the message is created (visible in GET lists, callbacks sent) but the answer is 500
-    0408  the message is created, the answer (201) comes only after 10 s
+    0408  the message is created, the answer (201) comes only after 10 s (its lifecycle does
+          not wait for that late answer)
     other 201, callbacks `sent` then `delivered`
+  A message sent with `ContentSid` and no `Body` (WhatsApp template) gets the rendered body
+  "Template <ContentSid>: " + the ContentVariables values joined by " | ", in key order
+  (numeric keys numerically: 1, 2, ..., 10).
   calls (POST Calls.json) — 1211, 0429, 0500 and 0408 behave as for messages, then:
     0011  human, keypad digits 1, 1        0122  human, digits 1, 2, 2
     0013  human, digits 1, 3               0062  answering machine (no digits)
@@ -29,14 +33,48 @@ Scripts, chosen by the LAST 4 DIGITS of the `To` number (`whatsapp:` prefix stri
 
 Control API (not Twilio; call the fake's own port, not Prism):
   GET  /_fake/health
-  GET  /_fake/{AccountSid}/requests              every API request: method, path, query, form, status
+  GET  /_fake/{AccountSid}/requests              every API request: method, path, query, form,
+                                                 status, received_at / answered_at (unix seconds,
+                                                 float; answered_at null while in flight)
   GET  /_fake/{AccountSid}/twiml                 every TwiML fetch / Gather post
   GET  /_fake/{AccountSid}/callbacks             every webhook sent and Rappel's status
   GET  /_fake/{AccountSid}/messages              stored message resources
   GET  /_fake/{AccountSid}/calls                 stored call resources
   GET  /_fake/{AccountSid}/pending               {"pending": n} background tasks still running
+                                                 (lifecycles, queued time and delayed callbacks
+                                                 included) + POSTs still waiting out answer_delay_ms
+  GET  /_fake/{AccountSid}/config                the account's timing config (below)
+  POST /_fake/{AccountSid}/config                JSON, any subset of the keys below; answers with
+                                                 the resulting config (400 on an unknown key or
+                                                 a bad value, nothing changed then)
   POST /_fake/{AccountSid}/inbound               JSON {url, from, to, body, channel, ...}
   POST /_fake/{AccountSid}/replay-last-callback  re-sends the last webhook as it was
+
+Timing config, per account (defaults = the behaviour without config; each message or call
+uses the config as it was when it was created):
+  answer_delay_ms [min, max]      [0, 0]  every POST Messages.json / Calls.json (errors
+                                          included) is answered after a uniform random wait in
+                                          [min, max] ms; the resource exists (GET, lists) from
+                                          the moment the request is received
+  callbacks_before_answer bool    false   false: a message's or call's lifecycle (status
+                                          changes, callbacks, TwiML fetches) starts once the
+                                          fake has written its answer to the POST; true: it
+                                          starts at creation, so callbacks may reach the
+                                          client before the (delayed) answer
+  queued_seconds number           0       a created message stays `queued` with date_sent
+                                          null, a call `queued` (start_time null, no callback)
+                                          for that long, counted from creation; meanwhile the
+                                          DateSent / StartTime list filters leave it out, as
+                                          Twilio does (unfiltered lists show it)
+  status_delay_ms [min, max]|null null    null: one 50 ms pause before the first status
+                                          change; [min, max]: a uniform random pause before
+                                          every status change (each callback), so callbacks of
+                                          different messages may interleave out of order
+  callback_duplicates bool        false   every status callback (message, call, async AMD) is
+                                          sent twice in a row, same signature and
+                                          I-Twilio-Idempotency-Token; /callbacks marks the
+                                          second `"duplicate": true`
+A single number is accepted for a [min, max] range (n means [n, n]).
 
 List pages (GET Messages.json / Calls.json: filters To, From, DateSent[<>], StartTime[<>], Status,
 PageSize, Page) give first_page_uri / uri / next_page_uri as ABSOLUTE URLs on --public-url: real
@@ -44,12 +82,15 @@ Twilio sends relative ones, but the spec says `format: uri` and Prism rejects re
 client should resolve next_page_uri as a URL reference (absolute or relative both work).
 
 Webhooks carry `X-Twilio-Signature` computed with the twilio SDK's RequestValidator over the URL
-exactly as given by the client. One log line per request on stderr, without numbers or bodies.
+exactly as given by the client (query string included): it is POSTed to that very URL.
+/callbacks entries carry `sent_at` (unix seconds, float). One log line per request on stderr,
+without numbers or bodies.
 """
 import argparse
 import base64
 import email.utils
 import json
+import random
 import re
 import secrets
 import sys
@@ -72,6 +113,15 @@ SLOW_ANSWER_SECONDS = 10.0
 RATE_LIMITED_TRIES = 3
 MAX_TWIML_ROUNDS = 10
 HTTP_TIMEOUT = 10.0
+ANSWER_WAIT_LIMIT = 120.0  # a lifecycle waiting for its POST's answer never waits longer
+
+DEFAULT_CONFIG = {
+    "answer_delay_ms": [0, 0],
+    "callbacks_before_answer": False,
+    "queued_seconds": 0,
+    "status_delay_ms": None,  # None: CALLBACK_DELAY once, before the first status change
+    "callback_duplicates": False,
+}
 
 MESSAGE_SCRIPTS = {
     "0006": ("undelivered", 30006, "Landline or unreachable carrier"),
@@ -114,6 +164,56 @@ def last4(number):
         number = number[len("whatsapp:"):]
     digits = re.sub(r"\D", "", number)
     return digits[-4:]
+
+
+def number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_config(data, current):
+    """The config after applying the JSON object `data` to `current`; ValueError if invalid."""
+    if not isinstance(data, dict):
+        raise ValueError("a JSON object is expected")
+    out = dict(current)
+    for key, value in data.items():
+        if key not in DEFAULT_CONFIG:
+            raise ValueError("unknown key %s (known: %s)" % (key, ", ".join(DEFAULT_CONFIG)))
+        if key in ("answer_delay_ms", "status_delay_ms"):
+            if value is None and key == "status_delay_ms":
+                out[key] = None
+                continue
+            if number(value):
+                value = [value, value]
+            if not (isinstance(value, list) and len(value) == 2 and all(map(number, value))
+                    and 0 <= value[0] <= value[1]):
+                raise ValueError("%s: [min, max] with 0 <= min <= max expected" % key)
+            out[key] = list(value)
+        elif key == "queued_seconds":
+            if not number(value) or value < 0:
+                raise ValueError("queued_seconds: a number >= 0 expected")
+            out[key] = value
+        else:
+            if not isinstance(value, bool):
+                raise ValueError("%s: true or false expected" % key)
+            out[key] = value
+    return out
+
+
+def template_body(content_sid, raw_variables):
+    """What the fake shows as the body of a WhatsApp template message."""
+    try:
+        variables = json.loads(raw_variables) if raw_variables else {}
+    except ValueError:
+        variables = None
+    if isinstance(variables, dict):
+        def order(key):
+            return (0, int(key), "") if key.isascii() and key.isdigit() else (1, 0, key)
+        keys = sorted(variables, key=order)
+        values = [variables[k] if isinstance(variables[k], str) else json.dumps(variables[k])
+                  for k in keys]
+    else:
+        values = [raw_variables]
+    return "Template %s: %s" % (content_sid, " | ".join(values))
 
 
 def first(form, key, default=None):
@@ -172,6 +272,12 @@ class Account:
         self.rate_limited = {}  # To number (no whatsapp:) -> 429s answered
         self.last_callback = None  # (method, url, params, headers, kind)
         self.pending = 0
+        self.config = parse_config({}, DEFAULT_CONFIG)
+
+    def settings(self):
+        """A snapshot of the timing config (each message / call keeps the one of its creation)."""
+        with self.lock:
+            return json.loads(json.dumps(self.config))
 
 
 class Fake:
@@ -197,19 +303,26 @@ class Fake:
             pairs.setdefault(key, []).append(value)
         return self.validator.compute_signature(url, pairs)
 
+    def webhook_headers(self, url, params, method):
+        """Signature (over the URL exactly as given, query included), user agent, fresh
+        idempotency token."""
+        if method == "GET":
+            sep = "&" if "?" in url else "?"
+            full = url + sep + urllib.parse.urlencode(flat(params)) if params else url
+            headers = {"X-Twilio-Signature": self.sign(full, {})}
+        else:
+            headers = {"X-Twilio-Signature": self.sign(url, params)}
+        headers["User-Agent"] = "TwilioProxy/1.1"
+        headers["I-Twilio-Idempotency-Token"] = secrets.token_hex(16)
+        return headers
+
     def send_webhook(self, acc, kind, url, params, method="POST", record=True, headers=None,
-                     replay=False):
+                     replay=False, duplicate=False):
         """Sends a signed webhook; returns (status, body text, content type). Records it."""
         method = (method or "POST").upper()
         if headers is None:
-            if method == "GET":
-                sep = "&" if "?" in url else "?"
-                full = url + sep + urllib.parse.urlencode(flat(params)) if params else url
-                headers = {"X-Twilio-Signature": self.sign(full, {})}
-            else:
-                headers = {"X-Twilio-Signature": self.sign(url, params)}
-            headers["User-Agent"] = "TwilioProxy/1.1"
-            headers["I-Twilio-Idempotency-Token"] = secrets.token_hex(16)
+            headers = self.webhook_headers(url, params, method)
+        sent_at = time.time()
         if method == "GET":
             sep = "&" if "?" in url else "?"
             target = url + sep + urllib.parse.urlencode(flat(params)) if params else url
@@ -238,11 +351,14 @@ class Fake:
         log("webhook %s %s -> %s" % (kind, method, status if status is not None else error))
         if record:
             entry = {"kind": kind, "url": url, "method": method, "params": params,
-                     "signature": headers.get("X-Twilio-Signature"), "status": status}
+                     "signature": headers.get("X-Twilio-Signature"), "status": status,
+                     "sent_at": sent_at}
             if error:
                 entry["error"] = error
             if replay:
                 entry["replay"] = True
+            if duplicate:
+                entry["duplicate"] = True
             with acc.lock:
                 acc.callbacks.append(entry)
                 acc.last_callback = (method, url, params, headers, kind)
@@ -263,11 +379,55 @@ class Fake:
 
         threading.Thread(target=run, daemon=True).start()
 
+    def status_callback(self, acc, cfg, kind, url, params, method):
+        """A status webhook, sent twice (same headers) when callback_duplicates is on."""
+        method = (method or "POST").upper()
+        headers = self.webhook_headers(url, params, method)
+        self.send_webhook(acc, kind, url, params, method, headers=headers)
+        if cfg["callback_duplicates"]:
+            self.send_webhook(acc, kind, url, params, method, headers=headers, duplicate=True)
+
+    # ---- timing (per-account config) --------------------------------------------------------
+
+    def answer_delay(self, acc, cfg):
+        """Sleeps answer_delay_ms before a POST is answered; counted in `pending`."""
+        low, high = cfg["answer_delay_ms"]
+        if high <= 0:
+            return
+        with acc.lock:
+            acc.pending += 1
+        try:
+            time.sleep(random.uniform(low, high) / 1000.0)
+        finally:
+            with acc.lock:
+                acc.pending -= 1
+
+    def wait_turn(self, item, cfg, answered):
+        """Start of a lifecycle: the POST's answer (unless callbacks_before_answer), then what
+        is left of queued_seconds since creation."""
+        if not cfg["callbacks_before_answer"]:
+            answered.wait(ANSWER_WAIT_LIMIT)
+        left = item["_created"] + cfg["queued_seconds"] - time.time()
+        if left > 0:
+            time.sleep(left)
+
+    def status_pause(self, cfg, first_change):
+        """Before a status change: CALLBACK_DELAY before the first one (default), or a random
+        status_delay_ms before each."""
+        delay = cfg["status_delay_ms"]
+        if delay is None:
+            if first_change:
+                time.sleep(CALLBACK_DELAY)
+        else:
+            time.sleep(random.uniform(delay[0], delay[1]) / 1000.0)
+
     # ---- messages -------------------------------------------------------------------------
 
-    def message_resource(self, acc, form, now):
+    def message_resource(self, acc, form, now, queued=False):
         sid = new_sid("SM")
         body = first(form, "Body", "")
+        if not body and first(form, "ContentSid"):
+            body = template_body(first(form, "ContentSid"), first(form, "ContentVariables"))
         media = form.get("MediaUrl", [])
         base = "/%s/Accounts/%s/Messages/%s" % (API, acc.sid, sid)
         return {
@@ -275,7 +435,7 @@ class Fake:
             "api_version": API,
             "body": body,
             "date_created": rfc2822(now),
-            "date_sent": rfc2822(now),
+            "date_sent": None if queued else rfc2822(now),
             "date_updated": rfc2822(now),
             "direction": "outbound-api",
             "error_code": None,
@@ -292,26 +452,34 @@ class Fake:
             "to": first(form, "To"),
             "uri": base + ".json",
             "_created": now,
+            "_sent": None if queued else now,  # what the DateSent filters look at
         }
 
-    def create_message(self, acc, form):
+    def create_message(self, acc, form, answered):
+        cfg = acc.settings()
+        script, result = self.new_message(acc, form, cfg, answered)
+        self.answer_delay(acc, cfg)
+        return self.late_script(script, result, answered)
+
+    def new_message(self, acc, form, cfg, answered):
+        """(script, answer); script is None when nothing was created."""
         to = first(form, "To")
         if not to:
-            return 400, twilio_error(21604, "A 'To' phone number is required.", 400), {}
+            return None, (400, twilio_error(21604, "A 'To' phone number is required.", 400), {})
         if not first(form, "From") and not first(form, "MessagingServiceSid"):
-            return 400, twilio_error(21603, "A 'From' phone number is required.", 400), {}
+            return None, (400, twilio_error(21603, "A 'From' phone number is required.", 400), {})
         if not first(form, "Body") and not form.get("MediaUrl") and not first(form, "ContentSid"):
-            return 400, twilio_error(21602, "Message body is required.", 400), {}
+            return None, (400, twilio_error(21602, "Message body is required.", 400), {})
         script = last4(to)
         early = self.early_script(acc, script, to)
         if early:
-            return early
+            return None, early
         now = time.time()
-        msg = self.message_resource(acc, form, now)
+        msg = self.message_resource(acc, form, now, queued=cfg["queued_seconds"] > 0)
         with acc.lock:
             acc.messages.append(msg)
-        self.background(acc, self.message_lifecycle, acc, msg, form, script)
-        return self.late_script(script, 201, public(msg))
+        self.background(acc, self.message_lifecycle, acc, msg, form, script, cfg, answered)
+        return script, (201, public(msg), {})
 
     def early_script(self, acc, script, to, call=False):
         if script in REJECTIONS and not (call and script != "1211"):  # 21610/21614: messaging only
@@ -326,24 +494,29 @@ class Fake:
                     return (429, twilio_error(20429, "Too Many Requests", 429), {"Retry-After": "1"})
         return None
 
-    def late_script(self, script, status, resource):
+    def late_script(self, script, result, answered):
         if script == "0500":
             return 500, twilio_error(20500, "Internal Server Error", 500), {}
         if script == "0408":
+            answered.set()  # the lifecycle goes on while the answer is late
             time.sleep(SLOW_ANSWER_SECONDS)
-        return status, resource, {}
+        return result
 
-    def message_lifecycle(self, acc, msg, form, script):
+    def message_lifecycle(self, acc, msg, form, script, cfg, answered):
         final, code, text = MESSAGE_SCRIPTS.get(script, ("delivered", None, None))
         url = first(form, "StatusCallback")
         method = first(form, "StatusCallbackMethod", "POST")
-        time.sleep(CALLBACK_DELAY)
+        self.wait_turn(msg, cfg, answered)
         steps = ["sent", final] if final != "failed" else [final]
-        for status in steps:
+        for i, status in enumerate(steps):
+            self.status_pause(cfg, i == 0)
             now = time.time()
             with acc.lock:
                 msg["status"] = status
                 msg["date_updated"] = rfc2822(now)
+                if msg["_sent"] is None:  # leaves the queue
+                    msg["_sent"] = now
+                    msg["date_sent"] = rfc2822(now)
                 if status in ("undelivered", "failed"):
                     msg["error_code"] = code
                     msg["error_message"] = text
@@ -363,11 +536,11 @@ class Fake:
                 params["MessagingServiceSid"] = msg["messaging_service_sid"]
             if status in ("undelivered", "failed") and code:
                 params["ErrorCode"] = str(code)
-            self.send_webhook(acc, "message-status", url, params, method)
+            self.status_callback(acc, cfg, "message-status", url, params, method)
 
     # ---- calls ----------------------------------------------------------------------------
 
-    def call_resource(self, acc, form, now):
+    def call_resource(self, acc, form, now, queued=False):
         sid = new_sid("CA")
         base = "/%s/Accounts/%s/Calls/%s" % (API, acc.sid, sid)
         subs = ["notifications", "recordings", "payments", "events", "siprec", "streams",
@@ -404,26 +577,36 @@ class Fake:
             "trunk_sid": None,
             "uri": base + ".json",
             "_created": now,
+            # what the StartTime filters look at: dialing time (start_time itself stays null
+            # until the call is answered, as the fake always did)
+            "_start": None if queued else now,
         }
 
-    def create_call(self, acc, form):
+    def create_call(self, acc, form, answered):
+        cfg = acc.settings()
+        script, result = self.new_call(acc, form, cfg, answered)
+        self.answer_delay(acc, cfg)
+        return self.late_script(script, result, answered)
+
+    def new_call(self, acc, form, cfg, answered):
+        """(script, answer); script is None when nothing was created."""
         to = first(form, "To")
         if not to:
-            return 400, twilio_error(21201, "No 'To' number is specified", 400), {}
+            return None, (400, twilio_error(21201, "No 'To' number is specified", 400), {})
         if not first(form, "From"):
-            return 400, twilio_error(21213, "No 'From' number is specified", 400), {}
+            return None, (400, twilio_error(21213, "No 'From' number is specified", 400), {})
         if not (first(form, "Url") or first(form, "Twiml") or first(form, "ApplicationSid")):
-            return 400, twilio_error(21205, "Url parameter is required.", 400), {}
+            return None, (400, twilio_error(21205, "Url parameter is required.", 400), {})
         script = last4(to)
         early = self.early_script(acc, script, to, call=True)
         if early:
-            return early
+            return None, early
         now = time.time()
-        call = self.call_resource(acc, form, now)
+        call = self.call_resource(acc, form, now, queued=cfg["queued_seconds"] > 0)
         with acc.lock:
             acc.calls.append(call)
-        self.background(acc, self.call_lifecycle, acc, call, form, script)
-        return self.late_script(script, 201, public(call))
+        self.background(acc, self.call_lifecycle, acc, call, form, script, cfg, answered)
+        return script, (201, public(call), {})
 
     def call_params(self, acc, call, status, answered_by=None):
         params = {
@@ -441,7 +624,7 @@ class Fake:
             params["AnsweredBy"] = answered_by
         return params
 
-    def call_lifecycle(self, acc, call, form, script):
+    def call_lifecycle(self, acc, call, form, script, cfg, answered):
         events = []
         for value in form.get("StatusCallbackEvent", []):
             events.extend(value.replace(",", " ").split())
@@ -463,7 +646,7 @@ class Fake:
             params["Timestamp"] = rfc2822(time.time())
             seq[0] += 1
             params.update(extra or {})
-            self.send_webhook(acc, "call-status", status_url, params, status_method)
+            self.status_callback(acc, cfg, "call-status", status_url, params, status_method)
 
         def set_status(status, **fields):
             with acc.lock:
@@ -471,10 +654,16 @@ class Fake:
                 call["date_updated"] = rfc2822(time.time())
                 call.update(fields)
 
-        time.sleep(CALLBACK_DELAY)
+        self.wait_turn(call, cfg, answered)
+        with acc.lock:
+            if call["_start"] is None:  # leaves the queue: dialing starts
+                call["_start"] = time.time()
+        self.status_pause(cfg, True)
         status_event("initiated", "initiated")
+        self.status_pause(cfg, False)
         set_status("ringing")
         status_event("ringing", "ringing")
+        self.status_pause(cfg, False)
         started = time.time()
         if script in ("0099", "0098"):
             final = "no-answer" if script == "0099" else "busy"
@@ -489,12 +678,14 @@ class Fake:
             if amd_url:
                 params = {"AccountSid": acc.sid, "AnsweredBy": answered_by, "CallSid": call["sid"],
                           "MachineDetectionDuration": "2340"}
-                self.send_webhook(acc, "amd", amd_url, params,
-                                  first(form, "AsyncAmdStatusCallbackMethod", "POST"))
+                self.status_pause(cfg, False)
+                self.status_callback(acc, cfg, "amd", amd_url, params,
+                                     first(form, "AsyncAmdStatusCallbackMethod", "POST"))
         status_event("answered", "in-progress")
         digits = [] if machine else list(CALL_DIGITS.get(script, ["1", "1"]))
         rounds = self.dialog(acc, call, form, answered_by, digits)
         duration = str(3 + 4 * rounds)
+        self.status_pause(cfg, False)
         set_status("completed", duration=duration, end_time=rfc2822(time.time()))
         status_event("completed", "completed", {"CallDuration": duration, "Duration": "1"})
 
@@ -611,9 +802,13 @@ class Fake:
         exact = first(query, name)
         le = first(query, name + "<")
         ge = first(query, name + ">")
+        if not (exact or le or ge):
+            return items
         out = []
         for item in items:
-            ts = item.get(field) or item["_created"]
+            ts = item.get(field, item["_created"])
+            if ts is None:  # still queued: date_sent / start_time null, no filter matches
+                continue
             day = utc_date(ts)
             if exact and day != exact[:10]:
                 continue
@@ -631,7 +826,7 @@ class Fake:
             want = first(query, key)
             if want:
                 items = [m for m in items if m[field] == want]
-        items = self.filter_by_date(items, query, "DateSent", "_created")
+        items = self.filter_by_date(items, query, "DateSent", "_sent")
         items.reverse()  # newest first, as Twilio does
         return 200, self.list_page(acc, "messages", items, query, path), {}
 
@@ -642,7 +837,7 @@ class Fake:
             want = first(query, key)
             if want:
                 items = [c for c in items if c[field] == want]
-        items = self.filter_by_date(items, query, "StartTime", "_created")
+        items = self.filter_by_date(items, query, "StartTime", "_start")
         items.reverse()
         return 200, self.list_page(acc, "calls", items, query, path), {}
 
@@ -792,6 +987,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_any(self):
         self.status_sent = None
+        self.received_at = time.time()
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path
         raw = self.read_body()
@@ -820,27 +1016,38 @@ class Handler(BaseHTTPRequestHandler):
         if raw and ctype == "application/x-www-form-urlencoded":
             form = urllib.parse.parse_qs(raw.decode("utf-8"), keep_blank_values=True)
         record = {"method": self.command, "path": path, "query": query, "form": form,
-                  "status": None, "time": time.time()}
+                  "status": None, "time": time.time(), "received_at": self.received_at,
+                  "answered_at": None}
         with acc.lock:
             acc.requests.append(record)
-        if not self.authorized(acc.sid):
-            status, payload, headers = 401, twilio_error(20003, "Authenticate", 401), {
-                "WWW-Authenticate": 'Basic realm="Twilio API"'}
-        else:
-            status, payload, headers = self.route(acc, self.command, rest, form, query, path)
-        record["status"] = status
-        self.reply(status, payload, headers)
+        answered = threading.Event()  # set once the answer is written: lifecycles may go on
+        try:
+            if not self.authorized(acc.sid):
+                status, payload, headers = 401, twilio_error(20003, "Authenticate", 401), {
+                    "WWW-Authenticate": 'Basic realm="Twilio API"'}
+            else:
+                status, payload, headers = self.route(acc, self.command, rest, form, query, path,
+                                                      answered)
+            with acc.lock:  # before writing: a client that got the answer sees both set
+                record["status"] = status
+                record["answered_at"] = time.time()
+            self.reply(status, payload, headers)
+        finally:
+            with acc.lock:
+                if record["answered_at"] is None:
+                    record["answered_at"] = time.time()
+            answered.set()
 
-    def route(self, acc, method, rest, form, query, path):
+    def route(self, acc, method, rest, form, query, path, answered):
         fake = self.fake
         if rest == "/Messages.json":
             if method == "POST":
-                return fake.create_message(acc, form)
+                return fake.create_message(acc, form, answered)
             if method == "GET":
                 return fake.list_messages(acc, query, path)
         elif rest == "/Calls.json":
             if method == "POST":
-                return fake.create_call(acc, form)
+                return fake.create_call(acc, form, answered)
             if method == "GET":
                 return fake.list_calls(acc, query, path)
         m = re.match(r"^/(Messages|Calls)/((?:SM|MM|CA)[0-9a-fA-F]{32})\.json$", rest)
@@ -873,7 +1080,18 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(200, json.loads(json.dumps(lists[what])))
                 if what == "pending":
                     return self.reply(200, {"pending": acc.pending})
+                if what == "config":
+                    return self.reply(200, json.loads(json.dumps(acc.config)))
         elif self.command == "POST":
+            if what == "config":
+                try:
+                    data = json.loads(raw.decode("utf-8") or "{}")
+                    with acc.lock:
+                        acc.config = parse_config(data, acc.config)
+                        config = json.loads(json.dumps(acc.config))
+                except ValueError as e:
+                    return self.reply(400, {"error": "config: %s" % e})
+                return self.reply(200, config)
             if what == "inbound":
                 try:
                     data = json.loads(raw.decode("utf-8") or "{}")
