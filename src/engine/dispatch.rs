@@ -88,6 +88,14 @@ struct Claim {
     lease: std::time::Duration,
     /// Campaigns still held, and until when (monotonic clock) the last renewal holds them.
     held: Mutex<(HashSet<i64>, std::time::Instant)>,
+    /// Whether some claimed campaign may be left without a written transition.
+    left: std::sync::atomic::AtomicBool,
+}
+
+impl Claim {
+    fn leaves_some(&self) {
+        self.left.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Claim {
@@ -131,6 +139,7 @@ impl Engine {
             token: token.to_string(),
             lease,
             held: Mutex::new((HashSet::new(), std::time::Instant::now())),
+            left: std::sync::atomic::AtomicBool::new(false),
         };
         // A job delivered late, or twice, finds its claim gone and does nothing.
         self.renew(&claim).await?;
@@ -138,7 +147,12 @@ impl Engine {
             r = self.run_claimed(ids, &claim) => r,
             never = self.heartbeat(&claim) => match never {},
         };
-        campaigns::release_claim(&self.db, token).await?;
+        // Every written transition released its campaign's claim; what is left (a campaign
+        // found not due, a send withheld, a transition that lost to a newer change) is released
+        // here rather than left to run out.
+        if claim.left.load(std::sync::atomic::Ordering::Relaxed) {
+            campaigns::release_claim(&self.db, token).await?;
+        }
         result
     }
 
@@ -163,11 +177,15 @@ impl Engine {
 
     async fn run_claimed(&self, ids: &[i64], claim: &Claim) -> Result<usize> {
         let now = self.now();
-        let claimed: Vec<CampaignRow> = campaigns::claimed(&self.db, &claim.token, ids)
-            .await?
+        let rows = campaigns::claimed(&self.db, &claim.token, ids).await?;
+        let n_rows = rows.len();
+        let claimed: Vec<CampaignRow> = rows
             .into_iter()
             .filter(|c| c.state.is_active() && c.due_at.is_some_and(|d| d <= now.timestamp()))
             .collect();
+        if claimed.len() < n_rows {
+            claim.leaves_some();
+        }
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -176,7 +194,9 @@ impl Engine {
 
         // Record every attempt before any provider call; find those that already exist.
         let mut tx = self.db.begin().await?;
-        self.persist(&mut tx, &no_send, now).await?;
+        if !self.persist(&mut tx, &no_send, now).await?.is_empty() {
+            claim.leaves_some();
+        }
         let existing =
             record_attempts(&mut tx, &mut sends, now, self.wall_now(), "request").await?;
         tx.commit().await?;
@@ -191,7 +211,9 @@ impl Engine {
                 (p, Fate::Sent(r, at))
             })
             .collect();
-        self.record_fates(found).await?;
+        if self.record_fates(found).await? {
+            claim.leaves_some();
+        }
         self.send_each(to_send, claim).await?;
         Ok(n)
     }
@@ -368,7 +390,9 @@ impl Engine {
                 while let Ok(more) = results.try_recv() {
                     ready.push(more);
                 }
-                self.record_fates(ready).await?;
+                if self.record_fates(ready).await? {
+                    claim.leaves_some();
+                }
             }
             Ok::<(), anyhow::Error>(())
         };
@@ -385,7 +409,9 @@ impl Engine {
         claim: &Claim,
         done: &mpsc::UnboundedSender<(PendingSend, Fate)>,
     ) -> Result<()> {
-        let (go, held) = self.check_at_send(group, claim).await?;
+        // The hand-over follows the decision within milliseconds: what can have changed is the
+        // campaign (a reply, another worker), not the window or the day's budget.
+        let (go, held) = self.check_unchanged(group, claim).await?;
         for h in held {
             let _ = done.send(h);
         }
@@ -451,14 +477,10 @@ impl Engine {
         claim: &Claim,
     ) -> Result<(Vec<PendingSend>, Vec<(PendingSend, Fate)>)> {
         let now = self.now();
-        let wall = self.wall_now().timestamp();
-        let margin = (claim.lease / 3).as_secs() as i64;
-        let ids: Vec<i64> = items.iter().map(|p| p.campaign.id).collect();
-        let states: HashMap<i64, campaigns::ClaimState> = campaigns::claim_states(&self.db, &ids)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
+        let (items, mut held) = self.check_unchanged(items, claim).await?;
+        if items.is_empty() {
+            return Ok((items, held));
+        }
         let phones: Vec<String> = items
             .iter()
             .map(|p| p.outbound.to.as_e164().to_string())
@@ -468,17 +490,7 @@ impl Engine {
         let touches = self.touches(&phones, now).await?;
         let opted = opt_outs::of_phones(&self.db, &phones).await?;
         let mut go = Vec::new();
-        let mut held = Vec::new();
         for p in items {
-            let unchanged = states.get(&p.campaign.id).is_some_and(|s| {
-                s.version == p.campaign.version
-                    && s.claim_token.as_deref() == Some(claim.token.as_str())
-                    && s.claimed_until.is_some_and(|u| u > wall + margin)
-            });
-            if !unchanged || !claim.holds(p.campaign.id) {
-                held.push((p, Fate::Withheld));
-                continue;
-            }
             let c = CampaignRow {
                 state: p.claimed_state,
                 ..p.campaign.clone()
@@ -517,17 +529,46 @@ impl Engine {
         Ok((go, held))
     }
 
+    /// The part of the check that concerns the campaign: still claimed by this batch (with a
+    /// third of the lease left) and at the version its step was decided from.
+    async fn check_unchanged(
+        &self,
+        items: Vec<PendingSend>,
+        claim: &Claim,
+    ) -> Result<(Vec<PendingSend>, Vec<(PendingSend, Fate)>)> {
+        let wall = self.wall_now().timestamp();
+        let margin = (claim.lease / 3).as_secs() as i64;
+        let ids: Vec<i64> = items.iter().map(|p| p.campaign.id).collect();
+        let states: HashMap<i64, campaigns::ClaimState> = campaigns::claim_states(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let (go, held): (Vec<_>, Vec<_>) = items.into_iter().partition(|p| {
+            claim.holds(p.campaign.id)
+                && states.get(&p.campaign.id).is_some_and(|s| {
+                    s.version == p.campaign.version
+                        && s.claim_token.as_deref() == Some(claim.token.as_str())
+                        && s.claimed_until.is_some_and(|u| u > wall + margin)
+                })
+        });
+        Ok((go, held.into_iter().map(|p| (p, Fate::Withheld)).collect()))
+    }
+
     /// Outcomes and follow-ups of sends that are done, in one transaction: each attempt's
     /// outcome, the campaign's transition (written only if the campaign did not change since
     /// the decision), then any status that reached the attempt before its outcome.
-    async fn record_fates(&self, fates: Vec<(PendingSend, Fate)>) -> Result<()> {
+    /// Returns whether a campaign was left without a written transition (withheld, or changed
+    /// meanwhile): its claim is then released by the batch.
+    async fn record_fates(&self, fates: Vec<(PendingSend, Fate)>) -> Result<bool> {
         if fates.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let now = self.now();
         let mut decided = Vec::with_capacity(fates.len());
         let mut outcomes = Vec::with_capacity(fates.len());
         let mut withheld = Vec::new();
+        let mut decided_withheld = 0;
         let mut accepted = Vec::new();
         for (p, fate) in fates {
             let c = &p.campaign;
@@ -538,6 +579,7 @@ impl Engine {
                 }
                 Fate::Redecided(transition) => {
                     withheld.push(p.key());
+                    decided_withheld += 1;
                     decided.push(Decided {
                         campaign: CampaignRow {
                             state: p.claimed_state,
@@ -608,7 +650,7 @@ impl Engine {
         }
         self.apply_early_statuses(&mut tx, &accepted).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(!stale.is_empty() || withheld.len() > decided_withheld)
     }
 
     /// Attempts that were recorded before a crash: ask the provider before sending again.
