@@ -386,13 +386,18 @@ impl Engine {
                 }
             })
             .collect();
+        self.record_ack_outcomes(&outcomes, now).await
+    }
+
+    /// Records acknowledgement outcomes, then any delivery report that came back before the
+    /// send's own answer.
+    async fn record_ack_outcomes(&self, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<()> {
         let accepted: Vec<String> = outcomes
             .iter()
             .filter_map(|o| o.provider_id.clone())
             .collect();
         let mut tx = self.db.begin().await?;
-        attempts::set_outcomes(&mut tx, &outcomes, now.timestamp()).await?;
-        // A delivery report can come back before the send's own answer.
+        attempts::set_outcomes(&mut tx, outcomes, now.timestamp()).await?;
         self.apply_early_statuses(&mut tx, &accepted).await?;
         tx.commit().await?;
         Ok(())
@@ -477,14 +482,7 @@ impl Engine {
                 })
             })
             .collect();
-        let accepted: Vec<String> = outcomes
-            .iter()
-            .filter_map(|o| o.provider_id.clone())
-            .collect();
-        let mut tx = self.db.begin().await?;
-        attempts::set_outcomes(&mut tx, &outcomes, now.timestamp()).await?;
-        self.apply_early_statuses(&mut tx, &accepted).await?;
-        tx.commit().await?;
+        self.record_ack_outcomes(&outcomes, now).await?;
         self.send_acks(to_send).await?;
         Ok(n)
     }
