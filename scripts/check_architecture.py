@@ -13,6 +13,7 @@ prints `architecture: 0 violations in N files` and exits 0. Rules (names as prin
   layering   a top-level module references only the modules listed in LAYERS below
   pure-core  src/domain uses no I/O crates / std I/O items and never reads the clock
   sql        SQL only in src/store (AssertSqlSafe only in src/store/sql.rs)
+  binds      every statement in src/store binds as many values as its highest $N
   row-decode no panicking row decode (`.get::<T, _>(`, `r.get("x")`, `Row::get(`)
   cycle      no import cycle between files (lib.rs and main.rs excluded)
   size       no file over MAX_FILE_LINES (see SIZE_ALLOWLIST), no fn over MAX_FN_LINES
@@ -603,6 +604,172 @@ def check_sql(crate: Crate, f: SourceFile, out: list[Violation]) -> None:
                 out.append(Violation(f.rel, f.line(t.off), "sql", f"`AssertSqlSafe` {where}"))
 
 
+# Statement methods that run a statement (the end of a bind chain).
+_RUNNERS = {"execute", "fetch", "fetch_one", "fetch_optional", "fetch_all", "fetch_many"}
+_PLACEHOLDER_RE = re.compile(r"\$(\d+)")
+
+
+def _placeholders(sql: str) -> int:
+    return max((int(m) for m in _PLACEHOLDER_RE.findall(sql)), default=0)
+
+
+def _close(toks: list[Tok], k: int) -> int:
+    """Index of the bracket closing the one opened at k."""
+    depth = 0
+    for j in range(k, len(toks)):
+        if toks[j].text in "([{":
+            depth += 1
+        elif toks[j].text in ")]}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(toks) - 1
+
+
+def check_binds(crate: Crate, f: SourceFile, out: list[Violation]) -> None:
+    """Every literal statement in store binds as many values as its highest `$N`: SQLite
+    ignores extra binds and reads missing ones as NULL, so only this check (and PostgreSQL at
+    run time) catches a mismatch. A statement picked from several literals (`let statement =
+    match …`) must fit each of them; binds under an `if` count as optional."""
+    if not f.in_module(SQL_MODULE) or f.rel == SQL_HELPER_FILE:
+        return
+    toks = f.toks
+    strings = dict(f.strings)
+    n = len(toks)
+    # bind counts of this file's helper functions (`fn bind_fields(q, …) { q.bind(…)… }`)
+    helper_binds = {}
+    for fn in f.fns:
+        body = [t for t in toks if fn.start <= t.off <= fn.end]
+        count = sum(1 for a, b in zip(body, body[1:]) if a.text == "." and b.text == "bind")
+        if count and not any(t.text == "sqlx" for t in body):
+            helper_binds[fn.name] = count
+
+    def literals_of(name: str, before: int) -> list[str]:
+        """The SQL literals a `let name = …;` before token `before` may give."""
+        for j in range(before - 1, 1, -1):
+            if toks[j].text == name and toks[j - 1].text in ("let", "mut") and toks[j + 1].text == "=":
+                end = j
+                while end < n and toks[end].text != ";":
+                    end = _close(toks, end) + 1 if toks[end].text in "([{" else end + 1
+                return [strings[t.off] for t in toks[j:end] if t.off in strings
+                        and SQL_STRING_RE.match(strings[t.off])]
+        return []
+
+    def macro_text(k: int) -> str:
+        """The literals of a `name!(…)` call, and of `name`'s `macro_rules!` if in this file."""
+        end = _close(toks, k + 2)
+        parts = [strings[t.off] for t in toks[k:end] if t.off in strings]
+        for j in range(n - 2):
+            if toks[j].text == "macro_rules" and toks[j + 2].text == toks[k].text:
+                close = _close(toks, j + 3)
+                parts += [strings[t.off] for t in toks[j:close] if t.off in strings]
+        return " ".join(parts)
+
+    def passed_to(param: str, at: int) -> list[str]:
+        """Literals given for parameter `param` of the fn around offset `at`, at its calls in
+        this file (the parameter must be the one of that name in the signature)."""
+        fn = next((x for x in f.fns if x.start <= at <= x.end), None)
+        if fn is None:
+            return []
+        sig = [t for t in toks if fn.start <= t.off and t.text != "{"][:64]
+        names = [t.text for t in sig if t.ident]
+        if param not in names:
+            return []
+        out_ = []
+        for j in range(n - 1):
+            if toks[j].text == fn.name and toks[j + 1].text == "(" and toks[j].off != sig[1].off:
+                end = _close(toks, j + 1)
+                macro = next((i for i in range(j + 2, end) if toks[i].ident
+                              and toks[i + 1].text == "!"), None)
+                if macro is not None:
+                    out_.append(macro_text(macro))
+                else:
+                    out_ += [strings[t.off] for t in toks[j:end] if t.off in strings
+                             and SQL_STRING_RE.match(strings[t.off])]
+        return out_
+
+    def chain(k: int) -> tuple[int, int, int]:
+        """Counts binds from token k on: (sure, optional, index after the statement)."""
+        sure = optional = 0
+        while k < n:
+            t = toks[k]
+            if t.text == ";" or t.text == "}":
+                return sure, optional, k
+            if t.text == "." and k + 2 < n and toks[k + 1].text == "bind" and toks[k + 2].text == "(":
+                sure += 1
+                k = _close(toks, k + 2) + 1
+                continue
+            if t.ident and t.text in helper_binds and k + 1 < n and toks[k + 1].text == "(":
+                sure += helper_binds[t.text]
+            if t.ident and t.text == "if":
+                brace = k
+                while brace < n and toks[brace].text != "{":
+                    brace += 1
+                end = _close(toks, brace)
+                optional += sum(1 for j in range(brace, end) if toks[j].text == "."
+                                and toks[j + 1].text == "bind")
+                k = end + 1
+                continue
+            k += 1
+        return sure, optional, k
+
+    for k in range(n - 4):
+        if not (toks[k].text == "sqlx" and toks[k + 1].text == "::"
+                and toks[k + 2].text in ("query", "query_as", "query_scalar")):
+            continue
+        open_ = k + 3
+        if toks[open_].text == "::":  # turbofish
+            open_ = _close(toks, open_ + 1) + 1
+        if toks[open_].text != "(":
+            continue
+        arg = toks[open_ + 1]
+        if arg.off in strings:
+            sqls = [strings[arg.off]]
+        elif arg.ident and toks[open_ + 2].text == "!":
+            sqls = [macro_text(open_ + 1)]
+        elif arg.ident:
+            sqls = literals_of(arg.text, k) or passed_to(arg.text, toks[k].off)
+        else:
+            sqls = []
+        if not sqls:
+            out.append(Violation(f.rel, f.line(toks[k].off), "binds",
+                                 "statement text not visible here (a literal, a `let`, a "
+                                 "macro or a parameter given literals in this file)"))
+            continue
+        sure, optional, end = chain(_close(toks, open_) + 1)
+        # `let q = sqlx::query(…);` then statements that use `q`
+        var = toks[k - 2].text if k >= 2 and toks[k - 1].text == "=" else None
+        if var and end < n and toks[end].text == ";":
+            # later statements of the block that use `var`; those inside a nested block (an
+            # `if`) bind optionally
+            j, depth, start = end + 1, 0, end + 1
+            while j < n:
+                t = toks[j]
+                if t.text == "{":
+                    depth, start = depth + 1, j + 1
+                elif t.text == "}":
+                    if depth == 0:
+                        break
+                    depth, start = depth - 1, j + 1
+                elif t.text == ";":
+                    start = j + 1
+                elif t.text == var:
+                    s2, o2, j = chain(start)
+                    if depth == 0:
+                        sure, optional = sure + s2, optional + o2
+                    else:
+                        optional += s2 + o2
+                    continue
+                j += 1
+        for sql in sqls:
+            wanted = _placeholders(sql)
+            if not sure <= wanted <= sure + optional:
+                bound = f"{sure}" if not optional else f"{sure} to {sure + optional}"
+                snippet = " ".join(sql.split())[:50]
+                out.append(Violation(f.rel, f.line(toks[k].off), "binds",
+                                     f"statement uses ${wanted} but binds {bound} values: \"{snippet}\""))
+
+
 def check_row_decode(crate: Crate, f: SourceFile, out: list[Violation]) -> None:
     toks = f.toks
     n = len(toks)
@@ -713,6 +880,7 @@ def check(src: str) -> tuple[list[Violation], Crate]:
         check_layering(crate, f, out)
         check_pure_core(crate, f, out)
         check_sql(crate, f, out)
+        check_binds(crate, f, out)
         check_row_decode(crate, f, out)
         check_sizes(crate, f, out)
     check_cycles(crate, out)
@@ -853,6 +1021,21 @@ def _plan(crate: Crate) -> tuple[list[Injection], list[str]]:
         code = "fn archcheck_h() { let _ = sqlx::AssertSqlSafe(String::new()); }"
         plan.append(Injection("sql (AssertSqlSafe in store)", "sql", 1, f"src/{target.rel}: {code}",
                               _appender(target.rel, code)))
+        # -- binds ---------------------------------------------------------------------------
+        for label, code, count in [
+            ("missing bind", 'fn archcheck_b1(db: &Db) { let _ = sqlx::query("SELECT $1, $2").bind(1).execute(&db.pool); }', 1),
+            ("extra bind after a let", 'fn archcheck_b2(db: &Db) { let q = sqlx::query("UPDATE t SET a = $1");\n'
+             '    q.bind(1).bind(2).execute(&db.pool); }', 1),
+            ("a match arm that does not fit", 'fn archcheck_b3(db: &Db, x: bool) { let statement = match x {\n'
+             '    true => "DELETE FROM t WHERE a = $1", false => "DELETE FROM t WHERE a = $1 AND b = $2" };\n'
+             '    let _ = sqlx::query(statement).bind(1).execute(&db.pool); }', 1),
+            ("text not visible", 'fn archcheck_b4(db: &Db) { let _ = sqlx::query(&make()).execute(&db.pool); }', 1),
+            ("fitting optional bind is allowed", 'fn archcheck_b5(db: &Db, x: Option<i64>) { let mut q = sqlx::query(\n'
+             '    "DELETE FROM t WHERE a = $1 AND b = $2").bind(1);\n    if let Some(v) = x { q = q.bind(v); }\n'
+             '    let _ = q.execute(&db.pool); }', 0),
+        ]:
+            plan.append(Injection(f"binds ({label})", "binds" if count else None, count, f"src/{target.rel}: {code!r}",
+                                  _appender(target.rel, code)))
         # -- row decode ---------------------------------------------------------------------
         for label, code in [
             ("turbofish", 'fn archcheck_r(r: &sqlx::any::AnyRow) -> i64 { r.get::<i64, _>("id") }'),

@@ -23,8 +23,19 @@ pub struct FhirApp {
 /// A Rappel whose Paris site reads its agenda from `base`, on its own week (`week` ≥ 1 after
 /// the test Wednesday), with the clock at Monday 07:00 of that week.
 pub async fn spawn_fhir_app(base: &str, control: &str, week: i64, page_size: u32) -> FhirApp {
+    spawn_fhir_app_on(Kind::Sqlite, base, control, week, page_size).await
+}
+
+/// [`spawn_fhir_app`] on a database of this kind.
+pub async fn spawn_fhir_app_on(
+    kind: Kind,
+    base: &str,
+    control: &str,
+    week: i64,
+    page_size: u32,
+) -> FhirApp {
     let day = wednesday() + Duration::weeks(week);
-    let app = spawn_configured(paris(day - Duration::days(2), 7, 0), |_| {
+    let app = spawn_configured_on(kind, paris(day - Duration::days(2), 7, 0), |_| {
         format!(
             "[worker]\noutbox_backoff_secs = 30\n\
              [sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{base}\"\npage_size = {page_size}\ntimeout_ms = 3000\n"
@@ -72,6 +83,47 @@ impl FhirApp {
             .expect("FHIR PUT")
             .status()
             .as_u16()
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}/{path}", self.base))
+            .header("Content-Type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("FHIR POST");
+        assert_eq!(res.status().as_u16(), 201, "FHIR create");
+        res.json().await.expect("json")
+    }
+
+    /// The centre moves an appointment to `h`:00 the same day, the way a RIS does it: a new busy
+    /// Slot at the new time, the old Slot freed, the appointment pointing at the new one.
+    async fn move_to(&self, appointment: &str, h: u32) -> String {
+        let mut a = self.get(&format!("Appointment/{appointment}")).await;
+        let old_slot = a["slot"][0]["reference"].as_str().unwrap().to_string();
+        let mut old = self.get(&old_slot).await;
+        let (start, end) = (
+            format!("{}T{h:02}:00:00+01:00", self.day),
+            format!("{}T{h:02}:20:00+01:00", self.day),
+        );
+        let slot = self
+            .post(
+                "Slot",
+                &json!({"resourceType": "Slot", "schedule": old["schedule"].clone(),
+                        "status": "busy", "start": start, "end": end}),
+            )
+            .await;
+        old["status"] = json!("free");
+        assert_eq!(self.put(&old_slot, &old).await, 200);
+        a["start"] = json!(start);
+        a["end"] = json!(end);
+        a["slot"] = json!([{"reference": format!("Slot/{}", slot["id"].as_str().unwrap())}]);
+        assert_eq!(
+            self.put(&format!("Appointment/{appointment}"), &a).await,
+            200
+        );
+        slot["id"].as_str().unwrap().to_string()
     }
 
     async fn phone_of(&self, appointment: &str) -> String {
@@ -265,6 +317,82 @@ async fn a_cancel_never_frees_an_appointment_the_centre_moved_meanwhile() {
         1
     );
 }
+
+/// Issue 10, point 1: the appointment is moved on the server after its first SMS; Rappel sends
+/// the new time, the patients answer that new message, and the server ends as they asked:
+/// accepted for the one who confirms, cancelled with `pat-crs` and its new Slot free for the one
+/// who cancels. Each backend has its own week of the shared server.
+async fn a_moved_appointment_s_answer_reaches_the_fhir_server(kind: Kind) {
+    let week = if kind == Kind::Sqlite { 7 } else { 8 };
+    let f = spawn_fhir_app_on(
+        kind,
+        &peer("RAPPEL_TEST_FHIR_URL"),
+        &peer("RAPPEL_TEST_FHIR_CONTROL"),
+        week,
+        100,
+    )
+    .await;
+    let appts = ids(&f.seed(2, "moved-answer").await, "appointments");
+    f.app.at(f.monday(9, 0)).await;
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM campaigns WHERE state = 'awaiting_reply'")
+            .await,
+        2,
+        "both patients were asked"
+    );
+    let new_slots = [
+        f.move_to(&appts[0], 16).await,
+        f.move_to(&appts[1], 17).await,
+    ];
+    f.app.clock.advance(Duration::minutes(10));
+    f.app.run().await;
+    let new_campaigns = f
+        .app
+        .scalar(
+            "SELECT COUNT(*) FROM campaigns c JOIN appointments a ON a.id = c.appointment_id \
+             WHERE c.appointment_version = a.version AND a.version = 2 AND c.state = 'awaiting_reply'",
+        )
+        .await;
+    assert_eq!(new_campaigns, 2, "the new times were sent");
+    f.app.clock.advance(Duration::minutes(20));
+    f.app
+        .patient_replies(&f.phone_of(&appts[0]).await, "oui c'est noté")
+        .await;
+    f.app
+        .patient_replies(&f.phone_of(&appts[1]).await, "je ne peux pas, j'annule")
+        .await;
+    f.app.run().await;
+    let confirmed = f.get(&format!("Appointment/{}", appts[0])).await;
+    assert_eq!(patient_status(&confirmed), "accepted", "{confirmed}");
+    assert_eq!(confirmed["status"], "booked");
+    assert_eq!(
+        f.get(&format!("Slot/{}", new_slots[0])).await["status"],
+        "busy"
+    );
+    let cancelled = f.get(&format!("Appointment/{}", appts[1])).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(
+        cancelled["cancelationReason"]["coding"][0]["code"],
+        "pat-crs"
+    );
+    assert_eq!(patient_status(&cancelled), "declined");
+    assert_eq!(
+        f.get(&format!("Slot/{}", new_slots[1])).await["status"],
+        "free",
+        "the moved appointment's own slot is freed"
+    );
+    assert_eq!(
+        f.app
+            .scalar("SELECT COUNT(*) FROM outbox WHERE state = 'done'")
+            .await,
+        2
+    );
+    assert_eq!(f.app.appointment_status(&appts[0]).await, "confirmed");
+    assert_eq!(f.app.appointment_status(&appts[1]).await, "cancelled");
+}
+
+crate::on_both!(a_moved_appointment_s_answer_reaches_the_fhir_server);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_search_follows_next_links_over_several_pages() {

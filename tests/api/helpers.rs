@@ -136,8 +136,17 @@ pub async fn spawn_configured(
     clock_at: DateTime<Utc>,
     config: impl FnOnce(std::net::SocketAddr) -> String,
 ) -> TestApp {
+    spawn_configured_on(Kind::Sqlite, clock_at, config).await
+}
+
+/// [`spawn_configured`] on a database of this kind.
+pub async fn spawn_configured_on(
+    kind: Kind,
+    clock_at: DateTime<Utc>,
+    config: impl FnOnce(std::net::SocketAddr) -> String,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = fresh_database(Kind::Sqlite, dir.path()).await;
+    let db_url = fresh_database(kind, dir.path()).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
