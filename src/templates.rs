@@ -53,6 +53,9 @@ template_names! {
         "ack_reschedule",
         "ack_holding",
         "ack_opt_out",
+        "ack_pending_confirm",
+        "ack_pending_cancel",
+        "ack_agenda_failed",
     ],
     voice: [
         // Who answers: the only prompt before the identity is confirmed (no appointment detail).

@@ -93,6 +93,7 @@ pub(super) struct RawTemplates {
 pub(super) struct RawPolicy {
     pub(super) open_days_before: Option<u32>,
     pub(super) give_up_hours_before: Option<u32>,
+    pub(super) escalate_before: Option<String>,
     pub(super) release_on_reschedule: Option<bool>,
     pub(super) messages_per_day: Option<u32>,
     pub(super) calls_per_day: Option<u32>,

@@ -12,7 +12,9 @@ use super::settings::{
     ProviderKind, ServerSettings, Settings, Site, TwilioSettings, WorkerSettings, parse_provider,
 };
 use crate::domain::calendar::{self, HolidayRegion, SendCalendar, WeekWindows};
-use crate::domain::policy::{Calendars, ContactBudget, Policy, StepChannel, StepSpec, StepTiming};
+use crate::domain::policy::{
+    Calendars, ContactBudget, Escalation, Policy, StepChannel, StepSpec, StepTiming,
+};
 use crate::domain::reply::{Intent, Vocabulary};
 use crate::domain::types::{Channel, PhoneNumber, parse_identifier};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
@@ -23,6 +25,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub(super) type VResult<T> = Result<T, (String, String)>;
+
+/// `J-1 16:00`: the secretaries learn of a patient nobody reached by the afternoon before.
+const DEFAULT_ESCALATION: Escalation = Escalation::DayBeforeAt {
+    days: 1,
+    at: NaiveTime::from_hms_opt(16, 0, 0).expect("16:00"),
+};
 
 fn err<T>(key: impl Into<String>, msg: impl Into<String>) -> VResult<T> {
     Err((key.into(), msg.into()))
@@ -401,9 +409,17 @@ fn validate_policy(key: &str, name: &str, p: RawPolicy) -> VResult<Policy> {
             format!("is {d} but the campaign only opens {open_days_before} days before"),
         );
     }
+    let escalate = match p.escalate_before.as_deref() {
+        None => DEFAULT_ESCALATION,
+        Some(text) => match Escalation::parse(text) {
+            Ok(e) => e,
+            Err(m) => return err(format!("{key}.escalate_before"), m),
+        },
+    };
     Ok(Policy {
         name: name.to_string(),
         steps,
+        escalate,
         give_up_before: Duration::hours(i64::from(p.give_up_hours_before.unwrap_or(2))),
         open_days_before,
         budget: ContactBudget {

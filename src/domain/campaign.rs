@@ -12,7 +12,9 @@
 //! - a confirm after the slot was released goes to a person, never silently back to booked;
 //! - after an opt-out the patient gets one confirmation of the opt-out and nothing else.
 
-use super::policy::{Calendars, Policy, next_local_day};
+use super::policy::{
+    ACT_TODAY_WITHIN, Calendars, ESCALATION_GRACE, Policy, REFILL_LEAD, next_local_day,
+};
 use super::reply::Intent;
 use super::types::{CampaignState, Channel};
 use chrono::{DateTime, Utc};
@@ -136,6 +138,24 @@ impl NoteReason {
         }
     }
 
+    /// The priority of this note written at `now` for an appointment at `appointment_start`:
+    /// a patient nobody reached (or with no usable number) is urgent to call while the
+    /// appointment is near and its slot could still go to someone else, less so days ahead or
+    /// when it is too late to refill the slot.
+    pub fn priority_at(self, now: DateTime<Utc>, appointment_start: DateTime<Utc>) -> u8 {
+        match self {
+            NoteReason::Unreachable | NoteReason::InvalidContact => {
+                let left = appointment_start - now;
+                if left >= REFILL_LEAD && left <= ACT_TODAY_WITHIN {
+                    2
+                } else {
+                    3
+                }
+            }
+            other => other.priority(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NoteReason::Urgent => "urgent",
@@ -155,11 +175,29 @@ impl NoteReason {
 /// The acknowledgement templates (`templates/<locale>/ack_<name>.txt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
-    Confirmed { late: bool },
+    Confirmed {
+        late: bool,
+    },
     Cancelled,
     Reschedule,
     Holding,
     OptOut,
+    /// The answer is taken, its agenda write-back is not done yet (the agenda is slow or down):
+    /// the real outcome follows.
+    Pending {
+        cancel: bool,
+    },
+    /// The agenda refused the write-back for good: the centre will call.
+    AgendaFailed,
+}
+
+/// What became of an answer's agenda write-back, as the patient must be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgendaOutcome {
+    Accepted,
+    /// Tried and failed; tried again later.
+    Retrying,
+    Failed,
 }
 
 impl Ack {
@@ -170,7 +208,60 @@ impl Ack {
             Ack::Reschedule => "ack_reschedule",
             Ack::Holding => "ack_holding",
             Ack::OptOut => "ack_opt_out",
+            Ack::Pending { cancel: false } => "ack_pending_confirm",
+            Ack::Pending { cancel: true } => "ack_pending_cancel",
+            Ack::AgendaFailed => "ack_agenda_failed",
         }
+    }
+
+    /// Whether this acknowledgement states what the agenda must first accept (a confirmation,
+    /// a cancellation): it waits for the write-back.
+    pub fn awaits_agenda(self) -> bool {
+        matches!(self, Ack::Confirmed { .. } | Ack::Cancelled)
+    }
+
+    /// What the patient is told once the write-back this acknowledgement waited for has an
+    /// outcome: the acknowledgement itself when the agenda accepted, a holding message while it
+    /// is retried (sent once, on the first failed try), a "the centre will call" when it failed.
+    pub fn after_agenda(self, outcome: AgendaOutcome, first_failure: bool) -> Option<Ack> {
+        match outcome {
+            AgendaOutcome::Accepted => Some(self),
+            AgendaOutcome::Retrying if first_failure => Some(Ack::Pending {
+                cancel: self == Ack::Cancelled,
+            }),
+            AgendaOutcome::Retrying => None,
+            AgendaOutcome::Failed => Some(Ack::AgendaFailed),
+        }
+    }
+
+    /// Its name in the database (`outbox.ack`, `attempts.ack`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ack::Confirmed { late: false } => "confirmed",
+            Ack::Confirmed { late: true } => "confirmed_late",
+            Ack::Cancelled => "cancelled",
+            Ack::Reschedule => "reschedule",
+            Ack::Holding => "holding",
+            Ack::OptOut => "opt_out",
+            Ack::Pending { cancel: false } => "pending_confirm",
+            Ack::Pending { cancel: true } => "pending_cancel",
+            Ack::AgendaFailed => "agenda_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Ack> {
+        Some(match s {
+            "confirmed" => Ack::Confirmed { late: false },
+            "confirmed_late" => Ack::Confirmed { late: true },
+            "cancelled" => Ack::Cancelled,
+            "reschedule" => Ack::Reschedule,
+            "holding" => Ack::Holding,
+            "opt_out" => Ack::OptOut,
+            "pending_confirm" => Ack::Pending { cancel: false },
+            "pending_cancel" => Ack::Pending { cancel: true },
+            "agenda_failed" => Ack::AgendaFailed,
+            _ => return None,
+        })
     }
 }
 
@@ -239,6 +330,58 @@ impl Transition {
 
 /// The state machine. See the module doc.
 pub fn decide(
+    c: &Campaign,
+    event: &Event,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    escalate_in_time(
+        c,
+        decide_event(c, event, now, policy, cals),
+        now,
+        policy,
+        cals,
+    )
+}
+
+/// A patient who was touched and has not answered reaches a person in time: a step queued
+/// after the policy's escalation instant is replaced by the end of the automatic steps at that
+/// instant (the note), and the wait after the last attempt lasts [`ESCALATION_GRACE`], not until
+/// the give-up deadline.
+fn escalate_in_time(
+    c: &Campaign,
+    mut t: Transition,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    cals: &Calendars,
+) -> Transition {
+    if t.state != CampaignState::AwaitingReply {
+        return t;
+    }
+    let last = policy.steps.len() as u32;
+    let escalation = policy.escalation_at(c.appointment_start, cals);
+    let deadline = policy.deadline(c.appointment_start);
+    for cmd in &mut t.commands {
+        if let Command::Schedule { at, step, attempt } = cmd {
+            let end = if *step >= last {
+                Some((now + ESCALATION_GRACE).min(*at))
+            } else if *at > escalation && escalation > now {
+                Some(escalation.max(now + ESCALATION_GRACE).min(deadline))
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                (*at, *step, *attempt) = (end.max(now), last, 0);
+                t.step = last;
+                t.attempt = 0;
+            }
+        }
+    }
+    t
+}
+
+fn decide_event(
     c: &Campaign,
     event: &Event,
     now: DateTime<Utc>,

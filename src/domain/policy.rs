@@ -90,6 +90,43 @@ impl ContactBudget {
     }
 }
 
+/// By when a person must know of a patient the automatic steps did not reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escalation {
+    /// `J-N HH:MM`: that local time on the Nth day before the appointment's day; when the
+    /// secretaries cannot call then (a Sunday, a holiday, outside the call windows), the last
+    /// call-window instant before it.
+    DayBeforeAt { days: u32, at: NaiveTime },
+    /// This long before the appointment.
+    Before(Duration),
+}
+
+impl Escalation {
+    /// `J-1 16:00` (local day and time) or `20h` (hours before the appointment).
+    pub fn parse(s: &str) -> Result<Escalation, String> {
+        let s = s.trim();
+        let bad = || format!("'{s}' is not J-N HH:MM (e.g. J-1 16:00) nor N hours (e.g. 20h)");
+        if let Some(hours) = s.strip_suffix('h').or_else(|| s.strip_suffix('H')) {
+            let h: u32 = hours.trim().parse().map_err(|_| bad())?;
+            if h == 0 || h > 24 * 14 {
+                return Err(format!("'{s}': hours must be 1 to 336"));
+            }
+            return Ok(Escalation::Before(Duration::hours(i64::from(h))));
+        }
+        let rest = s
+            .strip_prefix("J-")
+            .or_else(|| s.strip_prefix("j-"))
+            .ok_or_else(bad)?;
+        let (days, time) = rest.split_once(' ').ok_or_else(bad)?;
+        let days: u32 = days.parse().map_err(|_| bad())?;
+        if days > 14 {
+            return Err(format!("'{s}': at most J-14"));
+        }
+        let at = NaiveTime::parse_from_str(time.trim(), "%H:%M").map_err(|_| bad())?;
+        Ok(Escalation::DayBeforeAt { days, at })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub name: String,
@@ -101,6 +138,8 @@ pub struct Policy {
     pub budget: ContactBudget,
     /// Whether a reschedule request frees the slot at once (else a secretary decides).
     pub release_on_reschedule: bool,
+    /// By when the secretaries learn of a patient nobody reached (see [`Policy::escalation_at`]).
+    pub escalate: Escalation,
 }
 
 /// The site's calendars per channel, in its time zone.
@@ -142,6 +181,32 @@ impl Policy {
     /// The last instant at which anything may be sent for an appointment.
     pub fn deadline(&self, appointment_start: DateTime<Utc>) -> DateTime<Utc> {
         appointment_start - self.give_up_before
+    }
+
+    /// The instant a patient who was touched and has not answered becomes a note for the
+    /// secretaries at the latest: the policy's `escalate_before`, never after the give-up
+    /// deadline. Automatic steps that would fall after it are replaced by the note (a person
+    /// calls instead); after the last automatic attempt the note comes
+    /// [`ESCALATION_GRACE`] later, whichever is first.
+    pub fn escalation_at(
+        &self,
+        appointment_start: DateTime<Utc>,
+        cals: &Calendars,
+    ) -> DateTime<Utc> {
+        let at = match self.escalate {
+            Escalation::Before(d) => appointment_start - d,
+            Escalation::DayBeforeAt { days, at } => {
+                let day = appointment_start.with_timezone(&cals.tz).date_naive()
+                    - Duration::days(i64::from(days));
+                let wanted = resolve_local(cals.tz, day.and_time(at));
+                if cals.call.is_allowed(wanted) {
+                    wanted
+                } else {
+                    cals.call.last_allowed_before(wanted).unwrap_or(wanted)
+                }
+            }
+        };
+        at.min(self.deadline(appointment_start))
     }
 
     /// Instant from which the planner opens a campaign: midnight local of the day
@@ -290,6 +355,16 @@ pub const PROVIDER_RATE_LIMIT_RETRY: Duration = Duration::seconds(1);
 /// to the same number with the same text (a WhatsApp template's request and nudge, seconds
 /// apart under a fast simulated clock) pass for this one.
 pub const RECONCILE_CLOCK_SLACK: Duration = Duration::seconds(5);
+
+/// After the last automatic attempt, a patient has this long to answer before a secretary is
+/// told: most answers to a call's voicemail or a last SMS come within minutes, and a person
+/// needs the hours before the appointment more than the patient needs a longer wait.
+pub const ESCALATION_GRACE: Duration = Duration::minutes(30);
+/// A freed slot can still be offered to someone else when the appointment is at least this far
+/// away (the waitlist needs time to answer and come).
+pub const REFILL_LEAD: Duration = Duration::hours(4);
+/// A person must act today on a patient nobody reached when the appointment is this close.
+pub const ACT_TODAY_WITHIN: Duration = Duration::hours(36);
 
 /// The delay before outbox try `tries + 1` (tries ≥ 1): `base` doubled per failed try, capped
 /// at [`OUTBOX_BACKOFF_CAP`].

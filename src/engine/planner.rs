@@ -31,6 +31,8 @@ pub struct PlanReport {
 
 /// An appointment the planner opens a campaign for, with what `opening` decided.
 struct Planned {
+    /// The appointment's start (a note's priority depends on how near it is).
+    starts_at: i64,
     new: NewCampaign,
     opening: Opening,
     /// The same-day group key of a follower whose lead opens in this same run.
@@ -183,6 +185,7 @@ impl Engine {
         );
         let follower = opening == Opening::Follower;
         Ok(Planned {
+            starts_at: r.starts_at,
             new: NewCampaign {
                 appointment_id: r.id,
                 appointment_version: r.version,
@@ -287,7 +290,7 @@ async fn record_openings(
                 site_id: p.new.site_id.clone(),
                 campaign_id: Some(*id),
                 reply_id: None,
-                priority: i64::from(reason.priority()),
+                priority: i64::from(reason.priority_at(now, from_unix(p.starts_at))),
                 reason: reason.as_str(),
                 detail: String::new(),
                 dedup_key: format!("c{id}:{}", reason.as_str()),

@@ -15,7 +15,7 @@ use crate::store::attempts::{self, Outcome, StoredAttempt};
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::notes::{self, NewNote};
 use crate::store::replies::{self, NewReply};
-use crate::store::{Tx, opt_outs};
+use crate::store::{Tx, opt_outs, outbox};
 use crate::templates::MessageContext;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -320,38 +320,95 @@ impl Engine {
             self.apply_current(tx, f.id, &event, now, &detail, Some(reply.clone()))
                 .await?;
         }
-        let mut acks = Vec::new();
+        let (mut acks, mut kinds) = (Vec::new(), Vec::new());
         // On a call the acknowledgement is spoken by the call script itself.
         if msg.channel != Channel::Call {
-            let site = self.site(&lead.site_id)?;
             let channel = if msg.channel == Channel::Whatsapp {
                 Channel::Whatsapp
             } else {
                 Channel::Sms
             };
             for cmd in &t.commands {
-                if let Command::Acknowledge(ack) = cmd {
-                    acks.push(PendingSend {
-                        campaign: lead.clone(),
-                        claimed_state: lead.state,
-                        step: ACK_STEP,
-                        attempt: reply_id,
-                        outbound: Outbound {
-                            client_ref: attempt_key(lead.id, ACK_STEP, reply_id),
-                            channel,
-                            from: site.senders.get(&channel).cloned().unwrap_or_default(),
-                            to: msg.from.clone(),
-                            body: self.render_ack(lead, site, *ack)?,
-                            recorded_at: now,
-                            recorded_wall: self.wall_now(),
-                            template: None,
-                        },
-                    });
+                let Command::Acknowledge(ack) = cmd else {
+                    continue;
+                };
+                // A confirmation or a cancellation is told once the agenda took it: the
+                // write-back carries the acknowledgement it owes (sent by the outbox).
+                if ack.awaits_agenda() {
+                    let action = if *ack == Ack::Cancelled {
+                        "release"
+                    } else {
+                        "confirm"
+                    };
+                    if outbox::owe_ack(
+                        tx,
+                        lead.id,
+                        action,
+                        reply_id,
+                        channel.as_str(),
+                        ack.as_str(),
+                    )
+                    .await?
+                    {
+                        continue;
+                    }
                 }
+                acks.push(self.ack_send(lead, channel, ACK_STEP, reply_id, *ack, now)?);
+                kinds.push(*ack);
             }
         }
-        record_attempts(tx, &mut acks, now, self.wall_now(), "ack").await?;
+        self.record_acks(tx, &mut acks, &kinds, now).await?;
         Ok(Some((t.state, acks)))
+    }
+
+    /// An acknowledgement to send to the campaign's patient, as attempt `(step, reply_id)`.
+    pub(super) fn ack_send(
+        &self,
+        c: &CampaignRow,
+        channel: Channel,
+        step: i64,
+        reply_id: i64,
+        ack: Ack,
+        now: DateTime<Utc>,
+    ) -> Result<PendingSend> {
+        let site = self.site(&c.site_id)?;
+        let to = c
+            .phone
+            .as_deref()
+            .and_then(|p| PhoneNumber::parse(p).ok())
+            .ok_or_else(|| anyhow::anyhow!("campaign {} has no usable number", c.id))?;
+        Ok(PendingSend {
+            campaign: c.clone(),
+            claimed_state: c.state,
+            step,
+            attempt: reply_id,
+            outbound: Outbound {
+                client_ref: attempt_key(c.id, step, reply_id),
+                channel,
+                from: site.senders.get(&channel).cloned().unwrap_or_default(),
+                to,
+                body: self.render_ack(c, site, ack)?,
+                recorded_at: now,
+                recorded_wall: self.wall_now(),
+                template: None,
+            },
+        })
+    }
+
+    /// Records acknowledgements as attempts, each with its kind (`kinds[i]` for `acks[i]`),
+    /// before they are sent.
+    pub(super) async fn record_acks(
+        &self,
+        tx: &mut Tx,
+        acks: &mut [PendingSend],
+        kinds: &[Ack],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        record_attempts(tx, acks, now, self.wall_now(), "ack").await?;
+        for (a, kind) in acks.iter().zip(kinds) {
+            attempts::set_ack(tx, a.campaign.id, a.step, a.attempt, kind.as_str()).await?;
+        }
+        Ok(())
     }
 
     fn render_ack(&self, c: &CampaignRow, site: &Site, ack: Ack) -> Result<String> {
@@ -362,7 +419,7 @@ impl Engine {
         self.templates.render(&c.locale, ack.template(), &ctx)
     }
 
-    async fn send_acks(&self, acks: Vec<PendingSend>) -> Result<()> {
+    pub(super) async fn send_acks(&self, acks: Vec<PendingSend>) -> Result<()> {
         if acks.is_empty() {
             return Ok(());
         }
@@ -426,15 +483,16 @@ impl Engine {
                 .await?
                 .and_then(|i| Intent::parse(&i))
                 .unwrap_or(Intent::Unclear);
-            let ack = match (intent, c.state) {
-                (Intent::OptOut, _) => Ack::OptOut,
-                (_, CampaignState::Confirmed) => Ack::Confirmed { late: false },
-                (_, CampaignState::Cancelled) => Ack::Cancelled,
-                (_, CampaignState::RescheduleRequested) => Ack::Reschedule,
+            let ack = match (p.ack.as_deref().and_then(Ack::parse), intent, c.state) {
+                (Some(ack), _, _) => ack,
+                (None, Intent::OptOut, _) => Ack::OptOut,
+                (None, _, CampaignState::Confirmed) => Ack::Confirmed { late: false },
+                (None, _, CampaignState::Cancelled) => Ack::Cancelled,
+                (None, _, CampaignState::RescheduleRequested) => Ack::Reschedule,
                 _ => Ack::Holding,
             };
             let outbound = Outbound {
-                client_ref: attempt_key(c.id, ACK_STEP, p.reply_id),
+                client_ref: attempt_key(c.id, p.ack_step, p.reply_id),
                 channel: p.ack_channel,
                 from: site
                     .senders
@@ -450,7 +508,7 @@ impl Engine {
             acks.push(PendingSend {
                 claimed_state: c.state,
                 campaign: c,
-                step: ACK_STEP,
+                step: p.ack_step,
                 attempt: p.reply_id,
                 outbound,
             });

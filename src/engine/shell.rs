@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 /// Step number used for acknowledgement attempts (their attempt number is the reply id).
 pub const ACK_STEP: i64 = 1000;
+/// The step of the holding message sent when an answer's agenda write-back is slow (the real
+/// acknowledgement follows under [`ACK_STEP`]).
+pub const ACK_HOLD_STEP: i64 = 1001;
 
 #[derive(Clone)]
 pub struct Engine {

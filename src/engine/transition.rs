@@ -5,6 +5,7 @@
 
 use super::shell::Engine;
 use crate::domain::campaign::{self, Command, Event, Transition};
+use crate::domain::policy::from_unix;
 use crate::domain::types::mask_phone;
 use crate::store::campaigns::{self, CampaignRow, StateWrite};
 use crate::store::events::{self, NewEvent};
@@ -230,7 +231,7 @@ async fn write_commands(tx: &mut Tx, d: &Decided, now: DateTime<Utc>) -> Result<
                     site_id: c.site_id.clone(),
                     campaign_id: Some(c.id),
                     reply_id: d.reply.as_ref().map(|r| r.id),
-                    priority: i64::from(reason.priority()),
+                    priority: i64::from(reason.priority_at(now, from_unix(c.starts_at))),
                     reason: reason.as_str(),
                     detail: d.reply.as_ref().map(|r| r.text.clone()).unwrap_or_default(),
                     dedup_key: format!("c{}:{}:{}:{reply_key}", c.id, reason.as_str(), d.kind),

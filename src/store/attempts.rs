@@ -329,12 +329,38 @@ pub async fn requests_since(db: &Db, phones: &[String], since: i64) -> Result<Ve
 pub struct PendingAck {
     /// The reply it acknowledges (an acknowledgement's attempt number is the reply id).
     pub reply_id: i64,
+    /// Its step: the acknowledgement itself, or the holding message sent while the agenda is
+    /// slow.
+    pub ack_step: i64,
     #[sqlx(try_from = "String")]
     pub ack_channel: Channel,
     pub recorded_at: i64,
     pub recorded_wall: Option<i64>,
+    /// The acknowledgement's kind (`campaign::Ack::as_str`), when it was recorded with one.
+    pub ack: Option<String>,
     #[sqlx(flatten)]
     pub campaign: CampaignRow,
+}
+
+/// Records which acknowledgement an attempt sends (recovery sends the same one again).
+#[tracing::instrument(level = "debug", skip(tx))]
+pub async fn set_ack(
+    tx: &mut Tx,
+    campaign_id: i64,
+    step: i64,
+    attempt: i64,
+    ack: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET ack = $1 WHERE campaign_id = $2 AND step = $3 AND attempt = $4",
+    )
+    .bind(ack.to_string())
+    .bind(campaign_id)
+    .bind(step)
+    .bind(attempt)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Acknowledgements left `sending` before `sending_before` (a crash) or `refused` before
@@ -347,8 +373,8 @@ pub async fn pending_acks(
     limit: i64,
 ) -> Result<Vec<PendingAck>> {
     Ok(sqlx::query_as(concat!(
-        "SELECT t.attempt AS reply_id, t.channel AS ack_channel, t.created_at AS recorded_at, \
-         t.recorded_wall, ",
+        "SELECT t.attempt AS reply_id, t.step AS ack_step, t.channel AS ack_channel, t.created_at AS recorded_at, \
+         t.recorded_wall, t.ack, ",
         campaign_columns!(),
         " FROM attempts t JOIN campaigns c ON c.id = t.campaign_id \
          JOIN appointments a ON a.id = c.appointment_id WHERE t.purpose = 'ack' AND \

@@ -15,6 +15,35 @@ pub struct OutboxRow {
     pub action: String,
     pub tries: i64,
     pub site_id: String,
+    /// The reply whose acknowledgement waits for this write-back, the channel to answer on
+    /// and the acknowledgement's kind (`campaign::Ack::as_str`).
+    pub ack_reply_id: Option<i64>,
+    pub ack_channel: Option<String>,
+    pub ack: Option<String>,
+}
+
+/// The acknowledgement of reply `reply_id` waits for this campaign's pending `action`.
+#[tracing::instrument(level = "debug", skip(tx))]
+pub async fn owe_ack(
+    tx: &mut Tx,
+    campaign_id: i64,
+    action: &'static str,
+    reply_id: i64,
+    channel: &'static str,
+    ack: &'static str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE outbox SET ack_reply_id = $1, ack_channel = $2, ack = $3 \
+         WHERE campaign_id = $4 AND action = $5 AND state = 'pending'",
+    )
+    .bind(reply_id)
+    .bind(channel)
+    .bind(ack)
+    .bind(campaign_id)
+    .bind(action)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Queues a write-back (one per campaign and action).
@@ -59,6 +88,7 @@ pub async fn claim(
                AND (claimed_until IS NULL OR claimed_until < $2) \
                ORDER BY next_try_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               ack_reply_id, ack_channel, ack, \
                (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
         }
         (Backend::Sqlite, false) => {
@@ -67,6 +97,7 @@ pub async fn claim(
                AND (claimed_until IS NULL OR claimed_until < $2) \
                ORDER BY next_try_at LIMIT $3) \
              RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               ack_reply_id, ack_channel, ack, \
                (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
         }
         (Backend::Postgres, true) => {
@@ -75,6 +106,7 @@ pub async fn claim(
                AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
                AND (o.campaign_id = $4 OR c.lead_id = $4) LIMIT $3 FOR UPDATE OF o SKIP LOCKED) \
              RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               ack_reply_id, ack_channel, ack, \
                (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
         }
         (Backend::Sqlite, true) => {
@@ -83,6 +115,7 @@ pub async fn claim(
                AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
                AND (o.campaign_id = $4 OR c.lead_id = $4) LIMIT $3) \
              RETURNING id, campaign_id, appointment_id, appointment_version, action, tries, \
+               ack_reply_id, ack_channel, ack, \
                (SELECT c.site_id FROM campaigns c WHERE c.id = outbox.campaign_id) AS site_id"
         }
     };

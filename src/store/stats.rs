@@ -22,6 +22,11 @@ pub struct Summary {
     pub invalid_contact: i64,
     pub still_active: i64,
     pub confirmation_rate: f64,
+    /// Median hours between the note about a patient nobody reached and the appointment: how
+    /// much time the secretaries had to call or give the slot away.
+    pub unreachable_notice_hours_median: Option<f64>,
+    /// The shortest of those notices, in hours.
+    pub unreachable_notice_hours_min: Option<f64>,
     pub states: BTreeMap<String, i64>,
     pub reply_intents: BTreeMap<String, i64>,
 }
@@ -43,6 +48,7 @@ impl Summary {
         let s = |k: &str| states.get(k).copied().unwrap_or(0);
         let appointments = count(db, "SELECT COUNT(*) FROM appointments").await?;
         let confirmed = s("confirmed");
+        let notice = unreachable_notice_hours(db).await?;
         Ok(Summary {
             appointments,
             messages_sent: count(db, made!("purpose = 'request' AND channel <> 'call'")).await?,
@@ -66,10 +72,35 @@ impl Summary {
             } else {
                 0.0
             },
+            unreachable_notice_hours_median: median(&notice),
+            unreachable_notice_hours_min: notice.first().copied(),
             states,
             reply_intents: intent_counts(db).await?,
         })
     }
+}
+
+/// The median of sorted values.
+fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// Hours between each note about a patient nobody reached and the appointment, ascending.
+#[tracing::instrument(level = "debug", skip(db))]
+pub async fn unreachable_notice_hours(db: &Db) -> Result<Vec<f64>> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT a.starts_at - n.created_at FROM notes n \
+         JOIN campaigns c ON c.id = n.campaign_id JOIN appointments a ON a.id = c.appointment_id \
+         WHERE n.reason = 'unreachable' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.into_iter().map(|(s,)| s as f64 / 3600.0).collect())
 }
 
 /// One `SELECT COUNT(*) …` statement's count.

@@ -32,7 +32,8 @@ trait PrintSummary {
 
 impl PrintSummary for Summary {
     fn print(&self) {
-        let rows: [(&str, String); 13] = [
+        let hours = |h: Option<f64>| h.map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".into());
+        let rows: [(&str, String); 15] = [
             ("appointments", self.appointments.to_string()),
             ("messages sent", self.messages_sent.to_string()),
             ("calls placed", self.calls_placed.to_string()),
@@ -49,6 +50,14 @@ impl PrintSummary for Summary {
                 self.escalated_to_secretaries.to_string(),
             ),
             ("unreachable", self.unreachable.to_string()),
+            (
+                "  told, median before appt",
+                hours(self.unreachable_notice_hours_median),
+            ),
+            (
+                "  told, earliest appt lead",
+                hours(self.unreachable_notice_hours_min),
+            ),
             ("opted out", self.opted_out.to_string()),
             ("invalid contact", self.invalid_contact.to_string()),
             (

@@ -126,6 +126,16 @@ impl FhirApp {
         slot["id"].as_str().unwrap().to_string()
     }
 
+    /// The acknowledgements the patients were sent, in order.
+    async fn acks(&self) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT body FROM sandbox_messages WHERE client_ref LIKE '%-s100_-%' ORDER BY id",
+        )
+        .fetch_all(&self.app.engine.db.pool)
+        .await
+        .expect("acknowledgements")
+    }
+
     async fn phone_of(&self, appointment: &str) -> String {
         sqlx::query_scalar("SELECT phone FROM appointments WHERE external_id = $1")
             .bind(appointment.to_string())
@@ -316,6 +326,14 @@ async fn a_cancel_never_frees_an_appointment_the_centre_moved_meanwhile() {
             .await,
         1
     );
+    // The patient is not told the slot is free: the centre will call.
+    let acks = f.acks().await;
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert!(
+        acks[0].contains("Le secrétariat va vous appeler"),
+        "{}",
+        acks[0]
+    );
 }
 
 /// Issue 10, point 1: the appointment is moved on the server after its first SMS; Rappel sends
@@ -485,6 +503,15 @@ async fn a_release_lost_to_a_server_outage_lands_when_the_server_returns() {
         .await
         .unwrap();
     f.app.patient_replies(&phone, "annulez svp").await;
+    // The agenda is down: the patient is told the cancellation is being recorded, not that
+    // the slot is free (issue 10, point 2).
+    let acks = f.acks().await;
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert!(
+        acks[0].contains("bien reçu, nous confirmons votre annulation"),
+        "{}",
+        acks[0]
+    );
     f.app.clock.advance(Duration::seconds(40));
     f.app.run().await;
     assert_eq!(
@@ -493,6 +520,11 @@ async fn a_release_lost_to_a_server_outage_lands_when_the_server_returns() {
             .await,
         1,
         "retried with backoff, kept"
+    );
+    assert_eq!(
+        f.acks().await.len(),
+        1,
+        "one holding message, not one per try"
     );
     client
         .post(format!("{control}/resume"))
@@ -515,6 +547,14 @@ async fn a_release_lost_to_a_server_outage_lands_when_the_server_returns() {
             .scalar("SELECT COUNT(*) FROM outbox WHERE state = 'done'")
             .await,
         1
+    );
+    // Now that the agenda took it, the real acknowledgement follows.
+    let acks = f.acks().await;
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    assert!(
+        acks[1].contains("est annulé, le créneau est libéré"),
+        "{}",
+        acks[1]
     );
     let _ = child.kill();
     let _ = child.wait();

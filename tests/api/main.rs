@@ -100,6 +100,34 @@ async fn a_silent_patient_gets_a_nudge_then_calls_then_is_unreachable_with_a_not
             .await,
         1
     );
+    // The secretaries learn of it half an hour after the last call, the day before (not two
+    // hours before the appointment), as a note to act on today.
+    let last_touch = sent.iter().map(|s| s.at).max().unwrap();
+    let (created_at, priority): (i64, i64) =
+        sqlx::query_as("SELECT created_at, priority FROM notes WHERE reason = 'unreachable'")
+            .fetch_one(&app.engine.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(created_at, (last_touch + Duration::minutes(30)).timestamp());
+    let notice = paris(wednesday(), 16, 0).timestamp() - created_at;
+    assert!(
+        notice >= 18 * 3600,
+        "told {notice} s before the appointment"
+    );
+    assert_eq!(
+        priority, 2,
+        "a day ahead: call today, the slot can still be refilled"
+    );
+    assert_eq!(
+        app.admin_get("/admin/stats")
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["unreachable_notice_hours_median"]
+            .as_f64()
+            .map(|h| h >= 18.0),
+        Some(true)
+    );
 }
 
 async fn a_cancel_frees_the_slot_at_once_and_acknowledges_with_the_stop_hint(kind: Kind) {

@@ -10,7 +10,9 @@ use super::campaign::{
     Ack, CallOutcome, Campaign, Command, Event, NoteReason, Opening, RouteCandidate, SendFailure,
     Transition, Upstream, decide, lead_closes_followers, opening, route_reply,
 };
-use super::policy::{Calendars, ContactBudget, Policy, StepChannel, StepSpec, StepTiming};
+use super::policy::{
+    Calendars, ContactBudget, Escalation, Policy, StepChannel, StepSpec, StepTiming,
+};
 use super::reply::Intent;
 use super::types::{CampaignState as S, Channel};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -60,6 +62,10 @@ fn policy() -> Policy {
             calls_per_day: 3,
         },
         release_on_reschedule: false,
+        escalate: Escalation::DayBeforeAt {
+            days: 1,
+            at: chrono::NaiveTime::from_hms_opt(16, 0, 0).unwrap(),
+        },
     }
 }
 

@@ -313,7 +313,7 @@ fn upstream_changes_close_active_campaigns_without_regressing_a_confirmed_or_pat
 // ---- whole campaigns ----
 
 #[test]
-fn a_whole_campaign_without_any_reply_makes_two_messages_and_three_calls_and_ends_unreachable_at_the_deadline()
+fn a_whole_campaign_without_any_reply_makes_two_messages_and_three_calls_and_reaches_a_secretary_half_an_hour_after_the_last_call()
  {
     let p = policy();
     let cals = paris();
@@ -355,10 +355,133 @@ fn a_whole_campaign_without_any_reply_makes_two_messages_and_three_calls_and_end
         run.last.commands,
         vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)]
     );
-    assert_eq!(run.ended_at, p.deadline(start));
-    assert_eq!(run.ended_at, utc(2026, 1, 14, 7, 0));
-    assert!(run.ended_at < start);
-    assert_eq!(run.schedules.last(), Some(&p.deadline(start)));
+    // Tue 10:00 was the last call: the secretaries know at 10:30, a day before the appointment
+    // (not at the give-up deadline, two hours before it).
+    assert_eq!(run.ended_at, utc(2026, 1, 13, 9, 30));
+    assert_eq!(
+        start - run.ended_at,
+        Duration::hours(23) + Duration::minutes(30)
+    );
+    assert_eq!(run.schedules.last(), Some(&utc(2026, 1, 13, 9, 30)));
+}
+
+#[test]
+fn automatic_steps_after_the_escalation_instant_give_way_to_a_secretary_at_that_instant() {
+    let p = policy();
+    let cals = paris();
+    // Tuesday 14:00: J-2 is Sunday (closed), so the request goes Monday 09:00, the nudge at
+    // 13:00, the first call at 14:00; the next call (17:00) would come after J-1 16:00.
+    let start = local(PARIS, 2026, 1, 13, 14, 0);
+    let run = simulate(campaign(start), p.opens_at(PARIS, start), &p, &cals);
+    assert_eq!(
+        run.touches.iter().map(|t| t.at).collect::<Vec<_>>(),
+        vec![
+            utc(2026, 1, 12, 8, 0),
+            utc(2026, 1, 12, 12, 0),
+            utc(2026, 1, 12, 13, 0)
+        ]
+    );
+    assert_eq!(run.end.state, S::Unreachable);
+    assert_eq!(run.ended_at, local(PARIS, 2026, 1, 12, 16, 0));
+    assert_eq!(
+        run.last.commands,
+        vec![Command::Unschedule, Command::Note(NoteReason::Unreachable)]
+    );
+    assert_eq!(
+        NoteReason::Unreachable.priority_at(run.ended_at, start),
+        2,
+        "a day ahead, the slot can still be refilled: call today"
+    );
+}
+
+#[test]
+fn the_escalation_instant_falls_when_secretaries_can_call() {
+    let p = policy();
+    let cals = paris();
+    // Monday's J-1 is a Sunday: the last call-window instant before it, Friday 19:30.
+    let monday = local(PARIS, 2026, 1, 19, 9, 0);
+    let at = p.escalation_at(monday, &cals);
+    assert!(at < local(PARIS, 2026, 1, 16, 19, 30) && at > local(PARIS, 2026, 1, 16, 19, 29));
+    // A Wednesday: Tuesday 16:00, inside the afternoon call window.
+    let wednesday = local(PARIS, 2026, 1, 14, 9, 0);
+    assert_eq!(
+        p.escalation_at(wednesday, &cals),
+        local(PARIS, 2026, 1, 13, 16, 0)
+    );
+    // "N hours" before, never after the give-up deadline.
+    let hours = Policy {
+        escalate: Escalation::Before(Duration::hours(20)),
+        ..policy()
+    };
+    assert_eq!(
+        hours.escalation_at(wednesday, &cals),
+        wednesday - Duration::hours(20)
+    );
+    let short = Policy {
+        escalate: Escalation::Before(Duration::hours(1)),
+        ..policy()
+    };
+    assert_eq!(
+        short.escalation_at(wednesday, &cals),
+        short.deadline(wednesday)
+    );
+}
+
+#[test]
+fn escalation_is_written_as_a_day_and_time_or_hours() {
+    let at = |h| chrono::NaiveTime::from_hms_opt(h, 0, 0).unwrap();
+    assert_eq!(
+        Escalation::parse("J-1 16:00"),
+        Ok(Escalation::DayBeforeAt {
+            days: 1,
+            at: at(16)
+        })
+    );
+    assert_eq!(
+        Escalation::parse(" J-2 09:00 "),
+        Ok(Escalation::DayBeforeAt { days: 2, at: at(9) })
+    );
+    assert_eq!(
+        Escalation::parse("20h"),
+        Ok(Escalation::Before(Duration::hours(20)))
+    );
+    for bad in [
+        "",
+        "J-1",
+        "J-1 25:00",
+        "D-1 16:00",
+        "0h",
+        "J+1 16:00",
+        "16:00",
+    ] {
+        assert!(Escalation::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_note_about_a_patient_nobody_reached_is_urgent_while_the_slot_can_still_be_refilled() {
+    let start = utc(2026, 1, 14, 9, 0);
+    let u = NoteReason::Unreachable;
+    assert_eq!(u.priority_at(start - Duration::hours(20), start), 2);
+    assert_eq!(u.priority_at(start - Duration::hours(4), start), 2);
+    assert_eq!(
+        u.priority_at(start - Duration::hours(3), start),
+        3,
+        "too late to refill"
+    );
+    assert_eq!(
+        u.priority_at(start - Duration::hours(60), start),
+        3,
+        "days ahead"
+    );
+    assert_eq!(
+        NoteReason::InvalidContact.priority_at(start - Duration::hours(20), start),
+        2
+    );
+    assert_eq!(
+        NoteReason::Urgent.priority_at(start - Duration::hours(60), start),
+        1
+    );
 }
 
 #[test]

@@ -264,8 +264,7 @@ fn the_first_call_is_scheduled_one_hour_after_the_nudge_within_the_call_windows(
 }
 
 #[test]
-fn call_attempts_are_three_hours_apart_and_after_the_last_one_the_campaign_waits_for_the_deadline_then_is_unreachable()
- {
+fn call_attempts_are_three_hours_apart_and_half_an_hour_after_the_last_one_a_secretary_is_told() {
     let p = policy();
     let cals = paris();
     let start = local(PARIS, 2026, 1, 14, 10, 0);
@@ -328,7 +327,8 @@ fn call_attempts_are_three_hours_apart_and_after_the_last_one_the_campaign_waits
         ),
         tr(S::AwaitingReply, 2, 2, vec![Command::Voicemail])
     );
-    // After the last attempt: wait until the give-up, Wednesday 08:00 CET, past the last step.
+    // After the last attempt: half an hour for an answer (the give-up deadline, Wednesday
+    // 08:00 CET, is far later), then a secretary is told.
     let t = decide(
         &c2,
         &Event::Sent,
@@ -336,13 +336,13 @@ fn call_attempts_are_three_hours_apart_and_after_the_last_one_the_campaign_waits
         &p,
         &cals,
     );
-    let deadline = utc(2026, 1, 14, 7, 0);
-    assert_eq!(p.deadline(start), deadline);
-    assert_eq!(t, tr(S::AwaitingReply, 3, 0, vec![sched(deadline, 3, 0)]));
+    let escalation = local(PARIS, 2026, 1, 13, 10, 30);
+    assert!(escalation < p.deadline(start));
+    assert_eq!(t, tr(S::AwaitingReply, 3, 0, vec![sched(escalation, 3, 0)]));
     let waiting = apply(&c2, &t);
     assert_eq!(waiting.step as usize, p.steps.len());
     assert_eq!(
-        decide(&waiting, &DUE, deadline, &p, &cals),
+        decide(&waiting, &DUE, escalation, &p, &cals),
         tr(
             S::Unreachable,
             3,
@@ -357,7 +357,8 @@ fn nothing_is_scheduled_after_the_give_up_deadline_even_when_a_window_would_allo
     let p = policy();
     let cals = paris();
     // Monday 12 January 16:00: give-up at 14:00 CET. A call at 11:30 would retry at 14:30,
-    // inside the afternoon call window but past the give-up: only the final wait is queued.
+    // inside the afternoon call window but past the give-up: only the final wait is queued
+    // (half an hour for an answer, then a secretary).
     let start = local(PARIS, 2026, 1, 12, 16, 0);
     let c = at_step(start, S::AwaitingReply, 2, 0);
     assert_eq!(
@@ -372,7 +373,7 @@ fn nothing_is_scheduled_after_the_give_up_deadline_even_when_a_window_would_allo
             S::AwaitingReply,
             3,
             0,
-            vec![sched(utc(2026, 1, 12, 13, 0), 3, 0)]
+            vec![sched(utc(2026, 1, 12, 11, 0), 3, 0)]
         )
     );
     // A transient failure asking to retry at 14:30 skips to the final wait too.
@@ -389,11 +390,12 @@ fn nothing_is_scheduled_after_the_give_up_deadline_even_when_a_window_would_allo
             S::AwaitingReply,
             3,
             0,
-            vec![sched(utc(2026, 1, 12, 13, 0), 3, 0)]
+            vec![sched(utc(2026, 1, 12, 11, 0), 3, 0)]
         )
     );
     // Monday 11:30 appointment (give-up 09:30): the nudge went out Saturday 13:00, no calls
-    // on Saturday and Monday's 10:00 window is past the give-up: wait until the give-up.
+    // on Saturday and Monday's 10:00 window is past the give-up: no step is left, so a
+    // secretary is told half an hour after the nudge.
     let start = local(PARIS, 2026, 1, 12, 11, 30);
     let c = at_step(start, S::AwaitingReply, 1, 0);
     assert_eq!(
@@ -408,7 +410,7 @@ fn nothing_is_scheduled_after_the_give_up_deadline_even_when_a_window_would_allo
             S::AwaitingReply,
             3,
             0,
-            vec![sched(utc(2026, 1, 12, 8, 30), 3, 0)]
+            vec![sched(utc(2026, 1, 10, 12, 30), 3, 0)]
         )
     );
     // A step due exactly at the give-up still runs.
