@@ -64,10 +64,11 @@ pub enum Command {
     },
     /// Measure dispatch throughput, reply latency and memory; prints a final JSON line.
     ///
-    /// Uses the policies, worker and provider settings of --config with the bench's own on top:
-    /// its database, batches of 1,000, and with --provider twilio-fake a loopback Twilio. The
-    /// appointments are seeded at site paris-nord (else the configuration's first site).
-    /// RAPPEL__… environment variables are ignored.
+    /// Uses the sites, exams, policies and worker settings of --config with the bench's own on
+    /// top: its database, batches of 1,000, and the sandbox (with --provider twilio-fake, a
+    /// loopback Twilio; never a configured account). The appointments are seeded at site
+    /// paris-nord (else the configuration's first site). RAPPEL__… environment variables are
+    /// ignored.
     Bench {
         /// Appointments to seed.
         #[arg(long, default_value_t = 100_000)]
