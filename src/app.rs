@@ -25,8 +25,10 @@ use apalis::prelude::*;
 use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -113,13 +115,32 @@ pub struct Roles {
     pub worker: bool,
 }
 
-/// Runs until `shutdown` is cancelled (Ctrl-C or SIGTERM in the CLI).
-pub async fn run(engine: Engine, roles: Roles, shutdown: CancellationToken) -> Result<()> {
+/// Binds the HTTP server's socket. Done before anything touches the database, so that a busy
+/// port stops `rappel serve` before it creates or migrates one.
+pub async fn listen(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {addr}: the address is already in use (another rappel serve, \
+                 or change server.bind / RAPPEL__SERVER__BIND)"
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot listen on {addr}"))
+        }
+    })
+}
+
+/// Runs until `shutdown` is cancelled (Ctrl-C or SIGTERM in the CLI). The HTTP role serves on
+/// `listener` (from [`listen`]); it is required when `roles.http` is set.
+pub async fn run(
+    engine: Engine,
+    listener: Option<TcpListener>,
+    roles: Roles,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let mut tasks = JoinSet::new();
     if roles.http {
-        let listener = tokio::net::TcpListener::bind(engine.settings.server.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", engine.settings.server.bind))?;
+        let listener = listener.context("the HTTP role needs a bound listener (app::listen)")?;
         tracing::info!(addr = %listener.local_addr()?, "http server listening");
         let app = crate::http::router(engine.clone());
         let token = shutdown.clone();

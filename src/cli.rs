@@ -4,9 +4,10 @@ use crate::app::{self, Roles};
 use crate::config::{self, Settings};
 use crate::domain::reply::{self, Lang};
 use crate::templates::{self, Templates};
+use crate::tools::{StdoutClosed, outln};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,9 @@ use tokio_util::sync::CancellationToken;
     about = "Appointment-confirmation campaigns for imaging centres"
 )]
 pub struct Cli {
-    /// Configuration directory (default: ./config when present, else the built-in defaults).
+    /// Configuration directory; its files overlay (default.toml, <RAPPEL_ENV>.toml) or replace
+    /// (sites.toml, exams.toml) the built-in ones, and absent files are the built-in ones
+    /// (default: ./config when it holds any of them, else the built-in files alone).
     #[arg(long, global = true, env = "RAPPEL_CONFIG_DIR")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -43,11 +46,16 @@ pub enum Command {
         file: PathBuf,
     },
     /// Run a whole day of a two-site imaging group on a temporary database, accelerated.
+    ///
+    /// Uses the sites, exams and policies of --config (the built-in two-site group without one),
+    /// with the demo's own settings on top: a temporary SQLite database, the sandbox provider, a
+    /// simulated clock, and with --agenda fhir the first site's agenda on the FHIR server.
+    /// RAPPEL__… environment variables are ignored.
     Demo {
         /// Seed of the simulated patients.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Where the Paris site's agenda lives: builtin, or fhir (needs --fhir-url).
+        /// Where the first site's agenda lives: builtin, or fhir (needs --fhir-url).
         #[arg(long, default_value = "builtin", value_parser = ["builtin", "fhir"])]
         agenda: String,
         /// FHIR R4 base URL for --agenda fhir; the demo creates its appointments there.
@@ -55,6 +63,12 @@ pub enum Command {
         fhir_url: Option<String>,
     },
     /// Measure dispatch throughput, reply latency and memory; prints a final JSON line.
+    ///
+    /// Uses the sites, exams, policies and worker settings of --config with the bench's own on
+    /// top: its database, batches of 1,000, and the sandbox (with --provider twilio-fake, a
+    /// loopback Twilio; never a configured account). The appointments are seeded at site
+    /// paris-nord (else the configuration's first site). RAPPEL__… environment variables are
+    /// ignored.
     Bench {
         /// Appointments to seed.
         #[arg(long, default_value_t = 100_000)]
@@ -105,6 +119,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match rt.block_on(dispatch(cli)) {
         Ok(code) => code,
+        // The reader went away (`rappel check-config | head -1`): nothing more to say to it.
+        Err(e) if e.chain().any(|c| c.is::<StdoutClosed>()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -124,7 +140,9 @@ fn init_tracing(default: &str) {
 
 fn load_settings(dir: Option<&std::path::Path>) -> Result<Settings> {
     let dir = config::config_dir(dir);
-    config::load(dir.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))
+    config::load(dir.as_deref())
+        .map(|loaded| loaded.settings)
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -156,7 +174,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ("fhir", None) => anyhow::bail!("--agenda fhir needs --fhir-url"),
                 _ => None,
             };
-            crate::tools::demo::run_with(seed, fhir).await?;
+            crate::tools::demo::run_with(config_dir, seed, fhir).await?;
         }
         Command::Bench {
             appointments,
@@ -167,35 +185,75 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             if !matches!(provider.as_str(), "sandbox" | "twilio-fake") {
                 anyhow::bail!("--provider: unknown provider '{provider}' (sandbox, twilio-fake)");
             }
-            crate::tools::bench::run(appointments, database, replies, &provider).await?;
+            crate::tools::bench::run(config_dir, appointments, database, replies, &provider)
+                .await?;
         }
         Command::Classify { lang, site } => classify(config_dir, lang, site)?,
-        Command::CheckConfig => return check_config(cli.config.as_deref()),
+        Command::CheckConfig => return check_config(config_dir),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `rappel check-config`: loads and validates the configuration, then renders every template of
-/// every locale with a sample context (SMS with their encoding and segment count, the voice
-/// prompts as voice). Exit code 2 when the configuration is invalid.
-fn check_config(dir: Option<&std::path::Path>) -> Result<ExitCode> {
+/// `rappel check-config`: loads and validates the configuration, says what it was built from
+/// (layers, environment variables by name, database kind, admin API, clock), then renders every
+/// template of every locale with a sample context (SMS with their encoding and segment count, the
+/// voice prompts as voice). Exit code 2 when the configuration is invalid.
+fn check_config(dir: Option<&Path>) -> Result<ExitCode> {
     let dir = config::config_dir(dir);
-    let settings = match config::load(dir.as_deref()) {
-        Ok(s) => s,
+    let loaded = match config::load(dir.as_deref()) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("configuration error: {e}");
             return Ok(ExitCode::from(2));
         }
     };
+    let settings = &loaded.settings;
     let templates = Templates::load(settings.templates_dir.as_deref()).context("templates")?;
-    println!(
+    outln!(
         "configuration ok ({}): {} sites, {} exams, {} policies",
         dir.map(|d| d.display().to_string())
             .unwrap_or_else(|| "built-in".into()),
         settings.sites.len(),
         settings.exams.len(),
         settings.policies.len()
-    );
+    )?;
+    print_sources(&loaded)?;
+    print_sites(settings)?;
+    print_templates(settings, &templates)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the configuration was built from, and the settings people most often get wrong: which
+/// database kind (never its URL: it may hold a password), whether the admin API is on, which clock.
+fn print_sources(loaded: &config::Loaded) -> Result<()> {
+    for layer in &loaded.layers {
+        outln!("layer {layer}")?;
+    }
+    for key in &loaded.env_keys {
+        outln!("layer environment {key} (value not shown)")?;
+    }
+    let s = &loaded.settings;
+    let admin = if s.server.admin_token.is_some() {
+        "on"
+    } else {
+        "off (no server.admin_token)"
+    };
+    let clock = match s.clock.start {
+        Some(start) => format!(
+            "simulated from {} at x{}",
+            start.to_rfc3339(),
+            s.clock.speed
+        ),
+        None => "system".into(),
+    };
+    outln!(
+        "database {}; admin API {admin}; clock {clock}",
+        s.database.kind()
+    )
+}
+
+/// One line per site: its time zone, provider and agenda.
+fn print_sites(settings: &Settings) -> Result<()> {
     for s in settings.sites.values() {
         let (kind, caps) = match &s.fhir {
             Some(f) => (
@@ -211,22 +269,31 @@ fn check_config(dir: Option<&std::path::Path>) -> Result<ExitCode> {
             config::ProviderKind::Sandbox => "sandbox",
             config::ProviderKind::Twilio => "twilio",
         };
-        println!(
+        outln!(
             "site {} ({}): provider {provider}; agenda {kind}: {caps}",
-            s.id, s.tz
-        );
+            s.id,
+            s.tz
+        )?;
     }
+    Ok(())
+}
+
+/// The template table: every template of every locale rendered with a sample context.
+fn print_templates(settings: &Settings, templates: &Templates) -> Result<()> {
     let site = settings
         .sites
         .values()
         .next()
         .context("the configuration has no site")?;
-    println!(
+    outln!(
         "{:<22} {:<10} {:>6} {:>9}  source",
-        "template", "encoding", "chars", "segments"
-    );
+        "template",
+        "encoding",
+        "chars",
+        "segments"
+    )?;
     for locale in templates::LOCALES {
-        let ctx = sample_context(&settings, site, locale);
+        let ctx = sample_context(settings, site, locale);
         for name in templates::NAMES {
             let text = templates
                 .render(locale, name, &ctx)
@@ -234,13 +301,13 @@ fn check_config(dir: Option<&std::path::Path>) -> Result<ExitCode> {
             let s = templates::segments(&text);
             let encoding = if s.gsm7 { "GSM-7" } else { "UCS-2" };
             print_template_line(
-                &templates,
+                templates,
                 locale,
                 name,
                 encoding,
                 s.units,
                 &s.segments.to_string(),
-            );
+            )?;
         }
         // Voice prompts are spoken: no encoding, no segments; the identity check names the patient.
         let ctx = templates::MessageContext {
@@ -251,18 +318,25 @@ fn check_config(dir: Option<&std::path::Path>) -> Result<ExitCode> {
             let text = templates
                 .render(locale, name, &ctx)
                 .with_context(|| format!("template {locale}/{name}"))?;
-            print_template_line(&templates, locale, name, "voice", text.chars().count(), "-");
+            print_template_line(templates, locale, name, "voice", text.chars().count(), "-")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// `serve` and `worker`: runs the given roles until Ctrl-C or SIGTERM.
+/// `serve` and `worker`: runs the given roles until Ctrl-C or SIGTERM. The HTTP port is bound
+/// first: a busy port fails before the database is created or migrated.
 async fn run_roles(config_dir: Option<&Path>, roles: Roles) -> Result<()> {
-    let engine = app::build_engine(load_settings(config_dir)?, None).await?;
+    let settings = load_settings(config_dir)?;
+    let listener = if roles.http {
+        Some(app::listen(settings.server.bind).await?)
+    } else {
+        None
+    };
+    let engine = app::build_engine(settings, None).await?;
     let token = CancellationToken::new();
     app::cancel_on_signal(token.clone());
-    app::run(engine, roles, token).await
+    app::run(engine, listener, roles, token).await
 }
 
 /// `migrate`: applies the database migrations.
@@ -270,7 +344,7 @@ async fn migrate(config_dir: Option<&Path>) -> Result<()> {
     let settings = load_settings(config_dir)?;
     let db = crate::store::Db::connect(&settings.database.url, 2).await?;
     db.migrate().await?;
-    println!("migrations applied ({})", db.backend.as_str());
+    outln!("migrations applied ({})", db.backend.as_str())?;
     Ok(())
 }
 
@@ -291,7 +365,7 @@ async fn import(config_dir: Option<&Path>, file: &Path) -> Result<ExitCode> {
     let engine = app::build_engine(settings, None).await?;
     let report = engine.write_appointments(&appts).await?;
     let planned = engine.plan().await?;
-    println!(
+    outln!(
         "imported {} appointments: {} new, {} moved, {} cancelled, {} unchanged; {} campaigns opened",
         appts.len(),
         report.created,
@@ -299,7 +373,7 @@ async fn import(config_dir: Option<&Path>, file: &Path) -> Result<ExitCode> {
         report.cancelled,
         report.unchanged,
         planned.opened
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -318,12 +392,10 @@ fn classify(config_dir: Option<&Path>, lang: Option<String>, site: Option<String
         }
     };
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let line = line.context("reading standard input")?;
         let c = reply::classify(&line, lang, &vocab);
-        serde_json::to_writer(&mut out, &c)?;
-        writeln!(out)?;
+        outln!("{}", serde_json::to_string(&c)?)?;
     }
     Ok(())
 }
@@ -336,7 +408,7 @@ fn print_template_line(
     encoding: &str,
     chars: usize,
     segments: &str,
-) {
+) -> Result<()> {
     let key = format!("{locale}/{name}");
     let source = templates
         .sources
@@ -344,7 +416,7 @@ fn print_template_line(
         .find(|(n, _)| *n == key)
         .map(|(_, s)| s.as_str())
         .unwrap_or("");
-    println!("{key:<22} {encoding:<10} {chars:>6} {segments:>9}  {source}");
+    outln!("{key:<22} {encoding:<10} {chars:>6} {segments:>9}  {source}")
 }
 
 /// A realistic worst case for segment counts: the longest site name, a long date, preparation.

@@ -1,8 +1,10 @@
 //! Layered configuration: raw TOML layers, then one validation into typed settings.
 //!
-//! Layers, later wins: `default.toml`, `exams.toml`, `sites.toml`, `<RAPPEL_ENV>.toml` from the
-//! configuration directory (or the copies built into the binary when there is none), then
-//! `RAPPEL__SECTION__KEY` environment variables. Each layer is checked alone against the raw
+//! Layers, later wins: the copies of `default.toml`, `exams.toml`, `sites.toml` built into the
+//! binary, each replaced or overlaid by the configuration directory's own file when it has one
+//! (`default.toml` overlays key by key; `exams.toml` and `sites.toml` are catalogues and replace
+//! the built-in ones), then `<RAPPEL_ENV>.toml` from the directory, then `RAPPEL__SECTION__KEY`
+//! environment variables. Each layer is checked alone against the raw
 //! schema (so a typo names its file, line and key), merged, and validated once into `Settings`
 //! (time zones, windows, durations, phone numbers, cross references between sites, exams and
 //! policies). Every error names the file or variable and the key. Secrets are `SecretString`
@@ -62,74 +64,139 @@ pub struct Layer {
     pub text: String,
 }
 
-/// The layers of a configuration directory, or the built-in ones when `dir` is None.
+/// How a file of the configuration directory combines with its built-in copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Combine {
+    /// Settings: the built-in file first, then the directory's over it, key by key (a
+    /// `default.toml` with two keys changes those two).
+    Overlay,
+    /// A catalogue: the directory's file instead of the built-in one (a centre that lists its
+    /// own sites wants only its sites, not the example ones beside them).
+    Replace,
+}
+
+/// The files of a configuration directory, in layer order, with their built-in copies.
+const FILES: [(&str, &str, Combine); 3] = [
+    ("default.toml", BUILTIN_DEFAULT, Combine::Overlay),
+    ("exams.toml", BUILTIN_EXAMS, Combine::Replace),
+    ("sites.toml", BUILTIN_SITES, Combine::Replace),
+];
+
+fn builtin_layer(file: &str, text: &str) -> Layer {
+    Layer {
+        name: format!("builtin:config/{file}"),
+        text: text.into(),
+    }
+}
+
+/// The layers of a configuration directory over the built-in ones, or the built-in ones alone
+/// when `dir` is None. Each of `default.toml`, `exams.toml`, `sites.toml` the directory holds
+/// overlays (`default.toml`) or replaces (the catalogues) its built-in copy; an absent one is the
+/// built-in copy; `<RAPPEL_ENV>.toml`, when present, comes last. A directory that does not exist
+/// or holds none of these files is an error, not a silent fall-back to the built-in defaults.
 pub fn read_layers(dir: Option<&Path>) -> Result<Vec<Layer>, ConfigError> {
+    let Some(dir) = dir else {
+        return Ok(FILES
+            .iter()
+            .map(|(file, text, _)| builtin_layer(file, text))
+            .collect());
+    };
+    if !dir.is_dir() {
+        return Err(ConfigError {
+            source: dir.display().to_string(),
+            key: String::new(),
+            message: "not a configuration directory (it does not exist or is a file)".into(),
+        });
+    }
     let mut layers = Vec::new();
-    match dir {
-        None => {
-            for (name, text) in [
-                ("builtin:config/default.toml", BUILTIN_DEFAULT),
-                ("builtin:config/exams.toml", BUILTIN_EXAMS),
-                ("builtin:config/sites.toml", BUILTIN_SITES),
-            ] {
-                layers.push(Layer {
-                    name: name.into(),
-                    text: text.into(),
-                });
-            }
-        }
-        Some(dir) => {
-            let env_file = std::env::var("RAPPEL_ENV")
-                .ok()
-                .filter(|e| !e.is_empty())
-                .map(|e| format!("{e}.toml"));
-            let mut names = vec![
-                "default.toml".to_string(),
-                "exams.toml".into(),
-                "sites.toml".into(),
-            ];
-            names.extend(env_file);
-            for (i, name) in names.iter().enumerate() {
-                let path = dir.join(name);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => layers.push(Layer {
-                        name: path.display().to_string(),
-                        text,
-                    }),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && i > 0 => {}
-                    Err(e) => {
-                        return Err(ConfigError {
-                            source: path.display().to_string(),
-                            key: String::new(),
-                            message: format!("cannot read: {e}"),
-                        });
-                    }
+    let mut found = 0;
+    for (file, builtin, combine) in FILES {
+        match read_optional(&dir.join(file))? {
+            Some(layer) => {
+                found += 1;
+                if combine == Combine::Overlay {
+                    layers.push(builtin_layer(file, builtin));
                 }
+                layers.push(layer);
             }
+            None => layers.push(builtin_layer(file, builtin)),
         }
+    }
+    let env_file = std::env::var("RAPPEL_ENV")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("{e}.toml"));
+    if let Some(file) = &env_file {
+        if let Some(layer) = read_optional(&dir.join(file))? {
+            found += 1;
+            layers.push(layer);
+        }
+    }
+    if found == 0 {
+        let mut names: Vec<&str> = FILES.iter().map(|(f, _, _)| *f).collect();
+        names.extend(env_file.as_deref());
+        return Err(ConfigError {
+            source: dir.display().to_string(),
+            key: String::new(),
+            message: format!("holds no configuration file ({})", names.join(", ")),
+        });
     }
     Ok(layers)
 }
 
-/// The configuration directory to use: the one given, else `./config` when it exists, else the
-/// built-in defaults (None).
+/// A file of the configuration directory as a layer, None when it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Layer>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(Layer {
+            name: path.display().to_string(),
+            text,
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError {
+            source: path.display().to_string(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
+/// The configuration directory to use: the one given, else `./config` when it holds any of
+/// `default.toml`, `exams.toml`, `sites.toml`, else the built-in defaults (None).
 pub fn config_dir(explicit: Option<&Path>) -> Option<PathBuf> {
     match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => {
             let p = PathBuf::from("config");
-            p.join("default.toml").is_file().then_some(p)
+            FILES
+                .iter()
+                .any(|(file, _, _)| p.join(file).is_file())
+                .then_some(p)
         }
     }
 }
 
-/// Load and validate: layers, then the process environment.
-pub fn load(dir: Option<&Path>) -> Result<Settings, ConfigError> {
+/// A validated configuration and what it was built from, for `check-config`.
+pub struct Loaded {
+    pub settings: Settings,
+    /// The layers read, in order: `builtin:config/…` or a file's path.
+    pub layers: Vec<String>,
+    /// The `RAPPEL__…` environment variables applied, by name only (values may be secrets).
+    pub env_keys: Vec<String>,
+}
+
+/// Load and validate: the layers of `dir` (see [`read_layers`]), then the process environment.
+pub fn load(dir: Option<&Path>) -> Result<Loaded, ConfigError> {
     let layers = read_layers(dir)?;
-    let env: Vec<(String, String)> = std::env::vars()
+    let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("RAPPEL__"))
         .collect();
-    load_from(&layers, &env)
+    env.sort();
+    let settings = load_from(&layers, &env)?;
+    Ok(Loaded {
+        settings,
+        layers: layers.into_iter().map(|l| l.name).collect(),
+        env_keys: env.into_iter().map(|(k, _)| k).collect(),
+    })
 }
 
 /// Where each key was last set, to name the file in validation errors.

@@ -56,6 +56,18 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
 }
 
+impl DatabaseSettings {
+    /// `sqlite` or `postgres`: what may be shown of the URL (it may hold a password).
+    pub fn kind(&self) -> &'static str {
+        use secrecy::ExposeSecret;
+        if self.url.expose_secret().starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub sweep_interval: std::time::Duration,

@@ -3,7 +3,7 @@
 //! write-back), then prints a final JSON line: `appointments`, `sends_per_sec`, `reply_p50_ms`,
 //! `reply_p99_ms`, `peak_rss_mb`, `backend`. Figures are reported, never asserted in tests.
 
-use super::{layer, scratch_dir, settings_with};
+use super::{layer, outln, scratch_dir, settings_with};
 use crate::agenda::{Appointment, AppointmentInput};
 use crate::clock::ManualClock;
 use crate::config::Settings;
@@ -16,6 +16,7 @@ use crate::store::{Backend, Db, maintenance, stats};
 use crate::templates::Templates;
 use anyhow::Result;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -61,9 +62,14 @@ async fn start_twilio_fake() -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// The bench's configuration: its database, batches of 1,000, and the loopback Twilio fake
-/// when `provider_name` is `twilio-fake`.
-async fn bench_settings(url: &str, provider_name: &str) -> Result<Settings> {
+/// The bench's configuration: the configuration directory's (see `settings_with`), then its
+/// own database, batches of 1,000, and the loopback Twilio fake (every Twilio key replaced, so
+/// no real account is ever used) when `provider_name` is `twilio-fake`.
+async fn bench_settings(
+    config_dir: Option<&Path>,
+    url: &str,
+    provider_name: &str,
+) -> Result<Settings> {
     let mut layers = vec![layer(
         "bench",
         format!("[database]\nurl = \"{url}\"\nmax_connections = 8\n[worker]\nbatch_size = 1000\n"),
@@ -79,7 +85,7 @@ async fn bench_settings(url: &str, provider_name: &str) -> Result<Settings> {
             ),
         ));
     }
-    settings_with(layers)
+    settings_with(config_dir, layers)
 }
 
 /// The appointments' day: the first Wednesday at least a week ahead.
@@ -91,43 +97,84 @@ fn bench_day() -> NaiveDate {
     day
 }
 
-/// J-2 (Monday) at 09:00 Paris time: every request step is due at once.
-fn bench_start(day: NaiveDate) -> DateTime<Utc> {
+/// J-2 (Monday) at 09:00 the site's time: every request step is due at once.
+fn bench_start(tz: chrono_tz::Tz, day: NaiveDate) -> DateTime<Utc> {
     resolve_local(
-        chrono_tz::Europe::Paris,
+        tz,
         (day - Duration::days(2)).and_time(NaiveTime::from_hms_opt(9, 0, 0).expect("time")),
     )
 }
 
-/// The engine on a migrated, empty database, with the configured provider.
-async fn bench_engine(settings: Settings, clock: Arc<ManualClock>) -> Result<Engine> {
+/// The engine on a migrated, empty database, with the provider `provider_name` names: the
+/// sandbox, or the Twilio client against the loopback fake (never a provider the configuration
+/// names, which may be a real account).
+async fn bench_engine(
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    provider_name: &str,
+) -> Result<Engine> {
     let db = Db::connect(&settings.database.url, 8).await?;
     db.migrate().await?;
     if db.backend == Backend::Postgres {
         maintenance::truncate_all(&db).await?;
     }
-    let provider: Arc<dyn Provider> = match &settings.twilio {
-        Some(t) => Arc::new(TwilioClient::new(t.clone())?),
-        None => Arc::new(Sandbox::new(db.clone())),
+    let provider: Arc<dyn Provider> = match (provider_name, &settings.twilio) {
+        ("twilio-fake", Some(t)) => Arc::new(TwilioClient::new(t.clone())?),
+        _ => Arc::new(Sandbox::new(db.clone())),
     };
+    let templates = Arc::new(Templates::load(settings.templates_dir.as_deref())?);
     Ok(Engine::new(
         db,
         Arc::new(settings),
         clock,
         provider,
-        Arc::new(Templates::load(None)?),
+        templates,
     ))
+}
+
+/// Where and what the bench books: a site and the exams it cycles through.
+struct Workload {
+    site: String,
+    tz: chrono_tz::Tz,
+    exams: Vec<String>,
+}
+
+impl Workload {
+    /// Site `paris-nord` (else the configuration's first site); five exams of different families
+    /// (else the first five of the configuration's catalogue).
+    fn of(settings: &Settings) -> Result<Workload> {
+        const EXAMS: [&str; 5] = ["IRM-GEN", "TDM-THO", "ECHO-PEL", "RX-THO", "MAMMO"];
+        let site = settings
+            .site("paris-nord")
+            .or_else(|| settings.sites.values().next())
+            .ok_or_else(|| anyhow::anyhow!("configuration: the bench needs a site"))?;
+        let mut exams: Vec<String> = EXAMS
+            .iter()
+            .filter(|e| settings.exams.contains_key(**e))
+            .map(|e| e.to_string())
+            .collect();
+        if exams.len() < EXAMS.len() {
+            exams = settings.exams.keys().take(EXAMS.len()).cloned().collect();
+        }
+        if exams.is_empty() {
+            anyhow::bail!("configuration: the bench books exams and the configuration has none");
+        }
+        Ok(Workload {
+            site: site.id.clone(),
+            tz: site.tz,
+            exams,
+        })
+    }
 }
 
 /// The `i`-th appointment: one a minute from 08:00 (600 a day, then the same times again),
 /// each patient with a number of their own.
-fn appointment(engine: &Engine, day: NaiveDate, i: usize) -> Result<Appointment> {
-    const EXAMS: [&str; 5] = ["IRM-GEN", "TDM-THO", "ECHO-PEL", "RX-THO", "MAMMO"];
+fn appointment(engine: &Engine, work: &Workload, day: NaiveDate, i: usize) -> Result<Appointment> {
     let minute = (i % 600) as u32;
     let input = AppointmentInput {
         external_id: format!("B{i:07}"),
-        site: "paris-nord".into(),
-        exam_code: EXAMS[i % EXAMS.len()].into(),
+        site: work.site.clone(),
+        exam_code: work.exams[i % work.exams.len()].clone(),
         start: format!("{day}T{:02}:{:02}", 8 + minute / 60, minute % 60),
         duration_min: None,
         patient_name: format!("Patient {i}"),
@@ -144,10 +191,14 @@ fn appointment(engine: &Engine, day: NaiveDate, i: usize) -> Result<Appointment>
 /// Seeds `n` appointments on `day`, then gives the planner statistics: a running system has them
 /// (autovacuum, or the ANALYZE of `migrate`), a table filled in seconds does not yet, and
 /// PostgreSQL then plans the batch queries as for an empty table.
-async fn seed(engine: &Engine, day: NaiveDate, n: usize) -> Result<()> {
-    eprintln!("seeding {n} appointments ({})…", engine.db.backend.as_str());
+async fn seed(engine: &Engine, work: &Workload, day: NaiveDate, n: usize) -> Result<()> {
+    eprintln!(
+        "seeding {n} appointments at {} ({})…",
+        work.site,
+        engine.db.backend.as_str()
+    );
     let appts = (0..n)
-        .map(|i| appointment(engine, day, i))
+        .map(|i| appointment(engine, work, day, i))
         .collect::<Result<Vec<_>>>()?;
     for chunk in appts.chunks(5_000) {
         engine.write_appointments(chunk).await?;
@@ -240,7 +291,9 @@ fn round_to(x: f64, places: i32) -> f64 {
     (x * scale).round() / scale
 }
 
+/// The bench on the configuration of `config_dir` (see `bench_settings`).
 pub async fn run(
+    config_dir: Option<&Path>,
     n: usize,
     database: Option<String>,
     replies: usize,
@@ -248,11 +301,12 @@ pub async fn run(
 ) -> Result<()> {
     let dir = scratch_dir("bench")?;
     let url = database.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
-    let settings = bench_settings(&url, provider_name).await?;
+    let settings = bench_settings(config_dir, &url, provider_name).await?;
+    let work = Workload::of(&settings)?;
     let day = bench_day();
-    let clock = Arc::new(ManualClock::new(bench_start(day)));
-    let engine = bench_engine(settings, clock.clone()).await?;
-    seed(&engine, day, n).await?;
+    let clock = Arc::new(ManualClock::new(bench_start(work.tz, day)));
+    let engine = bench_engine(settings, clock.clone(), provider_name).await?;
+    seed(&engine, &work, day, n).await?;
     let d = plan_and_dispatch(&engine).await?;
 
     clock.advance(Duration::minutes(30));
@@ -275,7 +329,6 @@ pub async fn run(
         "reply_p99_ms": round_to(percentile(&lat, 0.99), 2),
         "peak_rss_mb": round_to(peak_rss_mb(), 1),
     });
-    println!("{out}");
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    outln!("{out}")
 }

@@ -1,12 +1,14 @@
 //! `rappel demo`: a whole day of a two-site imaging group (Paris and Réunion, about 200
 //! appointments) on a temporary SQLite database, through the real planner, dispatcher, reply
 //! path and agenda outbox, with the sandbox provider and a simulated population of patients.
+//! With `--config`, the day is booked at that configuration's sites with its exams instead
+//! (130 appointments a site, 70 at a Réunion one), under its policies and templates.
 //!
 //! The clock is a discrete-event one: the engine runs until idle at the current instant, then
 //! the clock jumps to the next thing that happens (a step due, a patient's reply, an outbox
 //! retry). Three simulated days take a few seconds.
 
-use super::{layer, scratch_dir, settings_with};
+use super::{layer, outln, scratch_dir, settings_with};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
@@ -27,11 +29,11 @@ use tokio::sync::mpsc;
 
 /// The demo prints the summary as a table.
 trait PrintSummary {
-    fn print(&self);
+    fn print(&self) -> Result<()>;
 }
 
 impl PrintSummary for Summary {
-    fn print(&self) {
+    fn print(&self) -> Result<()> {
         let hours = |h: Option<f64>| h.map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".into());
         let rows: [(&str, String); 15] = [
             ("appointments", self.appointments.to_string()),
@@ -65,19 +67,19 @@ impl PrintSummary for Summary {
                 format!("{:.1} %", self.confirmation_rate * 100.0),
             ),
         ];
-        println!("\n+-------------------------------+----------+");
-        println!("| {:<29} | {:>8} |", "summary", "");
-        println!("+-------------------------------+----------+");
+        outln!("\n+-------------------------------+----------+")?;
+        outln!("| {:<29} | {:>8} |", "summary", "")?;
+        outln!("+-------------------------------+----------+")?;
         for (k, v) in rows {
-            println!("| {k:<29} | {v:>8} |");
+            outln!("| {k:<29} | {v:>8} |")?;
         }
-        println!("+-------------------------------+----------+");
-        println!("| {:<29} | {:>8} |", "replies understood as", "");
-        println!("+-------------------------------+----------+");
+        outln!("+-------------------------------+----------+")?;
+        outln!("| {:<29} | {:>8} |", "replies understood as", "")?;
+        outln!("+-------------------------------+----------+")?;
         for (k, v) in &self.reply_intents {
-            println!("| {k:<29} | {v:>8} |");
+            outln!("| {k:<29} | {v:>8} |")?;
         }
-        println!("+-------------------------------+----------+");
+        outln!("+-------------------------------+----------+")
     }
 }
 
@@ -214,20 +216,35 @@ const LAST: &[&str] = &[
     "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
     "Moreau", "Payet", "Hoarau", "Grondin", "Fontaine", "Lefèvre", "Nguyen", "Benali", "Rivière",
 ];
-const EXAMS: &[(&str, u32)] = &[
-    ("IRM-CER", 30),
-    ("IRM-GEN", 20),
-    ("IRM-ABD", 40),
-    ("TDM-THO", 15),
-    ("TDM-ABD", 20),
-    ("ECHO-ABD", 20),
-    ("ECHO-PEL", 20),
-    ("RX-THO", 10),
-    ("RX-OST", 10),
-    ("MAMMO", 20),
-    ("TEP-FDG", 120),
-    ("SCINTI-OS", 180),
-];
+
+/// How the demo books a site's day: how many appointments, between which hours, and the
+/// country code of its patients' numbers.
+struct DemoSite {
+    id: String,
+    count: usize,
+    country_code: &'static str,
+    open: u32,
+    close: u32,
+}
+
+impl DemoSite {
+    /// A Réunion site books 70 appointments from 07:00 to 17:00 for +262 numbers; any other
+    /// site 130 from 08:00 to 19:00 for +33 numbers.
+    fn of(site: &crate::config::Site) -> DemoSite {
+        let (count, country_code, open, close) = if site.tz == chrono_tz::Indian::Reunion {
+            (70, "262", 7, 17)
+        } else {
+            (130, "33", 8, 19)
+        };
+        DemoSite {
+            id: site.id.clone(),
+            count,
+            country_code,
+            open,
+            close,
+        }
+    }
+}
 
 /// The demo day: the first Wednesday at least three days ahead, so the campaigns open on J-2
 /// and the worker has room to escalate.
@@ -239,24 +256,33 @@ fn demo_day(today: NaiveDate) -> NaiveDate {
     d
 }
 
-/// Builds the day's agenda as CSV (the same path as `rappel import`).
-fn agenda_csv(day: NaiveDate, rng: &mut StdRng) -> String {
+/// Builds the day's agenda as CSV (the same path as `rappel import`): at every configured site,
+/// exams drawn from the configured catalogue.
+fn agenda_csv(settings: &Settings, day: NaiveDate, rng: &mut StdRng) -> String {
     let mut csv = String::from(
         "external_id,site,exam_code,start,duration_min,patient_name,phone,locale,channel\n",
     );
     let mut n = 0;
-    let sites = [
-        ("paris-nord", 130usize, "33", 8u32, 19u32),
-        ("saint-denis-reunion", 70, "262", 7, 17),
-    ];
-    for (site, count, cc, open, close) in sites {
+    let exams: Vec<(&str, u32)> = settings
+        .exams
+        .values()
+        .map(|e| (e.code.as_str(), e.duration_min))
+        .collect();
+    for site in settings.sites.values().map(DemoSite::of) {
+        let DemoSite {
+            id: site,
+            count,
+            country_code: cc,
+            open,
+            close,
+        } = site;
         let slots_per_hour = count.div_ceil((close - open) as usize);
         let mut repeat_phone: Option<String> = None;
         for i in 0..count {
             n += 1;
             let hour = open + (i / slots_per_hour) as u32;
             let minute = ((i % slots_per_hour) * 60 / slots_per_hour) as u32;
-            let (exam, dur) = EXAMS[rng.random_range(0..EXAMS.len())];
+            let (exam, dur) = exams[rng.random_range(0..exams.len())];
             let name = format!("{} {}", pick(rng, FIRST), pick(rng, LAST));
             let roll = rng.random_range(0..100);
             let phone = if roll < 2 {
@@ -374,32 +400,45 @@ async fn fhir_outcome(client: &crate::agenda::fhir::FhirClient, day: NaiveDate) 
             ],
         )
         .await?;
-    println!(
+    outln!(
         "FHIR server: {} appointments on {day}: {by_status:?}; {accepted} accepted by the patient, {pat_crs} cancelled with reason pat-crs; {} slots free",
         entries.len(),
         slots.len()
-    );
-    Ok(())
+    )
 }
 
-pub async fn run(seed: u64) -> Result<()> {
-    run_with(seed, None).await
-}
-
-/// The demo's configuration: its SQLite file, and the Paris site's agenda on the FHIR server at
-/// `fhir_url` when given.
-fn demo_settings(db_path: &Path, fhir_url: Option<&str>) -> Result<Settings> {
-    let mut layers = vec![layer(
-        "demo",
-        format!("[database]\nurl = \"sqlite://{}\"\n", db_path.display()),
-    )];
-    if let Some(url) = fhir_url {
-        layers.push(layer(
-            "demo --agenda fhir",
-            format!("[sites.paris-nord.agenda]\nkind = \"fhir\"\nbase_url = \"{url}\"\n"),
+/// The demo's configuration: the configuration directory's (see `settings_with`), then the
+/// demo's own layers. Its SQLite file; the sandbox for every site; every site's agenda built in
+/// (a demo never reads or writes a centre's real agenda), except the first site's on the FHIR
+/// server at `fhir_url` when given.
+fn demo_settings(
+    config_dir: Option<&Path>,
+    db_path: &Path,
+    fhir_url: Option<&str>,
+) -> Result<Settings> {
+    let own = || {
+        layer(
+            "demo",
+            format!(
+                "[database]\nurl = \"sqlite://{}\"\n[provider]\nkind = \"sandbox\"\n",
+                db_path.display()
+            ),
+        )
+    };
+    let configured = settings_with(config_dir, [own()])?;
+    let mut sites = String::new();
+    for (i, id) in configured.sites.keys().enumerate() {
+        sites.push_str(&format!(
+            "[sites.\"{id}\"]\nprovider = \"sandbox\"\n[sites.\"{id}\".agenda]\n"
         ));
+        match fhir_url {
+            Some(url) if i == 0 => sites.push_str(&format!(
+                "kind = \"fhir\"\nbase_url = \"{url}\"\nauth = \"none\"\n"
+            )),
+            _ => sites.push_str("kind = \"builtin\"\n"),
+        }
     }
-    settings_with(layers)
+    settings_with(config_dir, [own(), layer("demo sites", sites)])
 }
 
 /// The engine on a migrated database, with a sandbox that tells `listener` what it accepts.
@@ -411,34 +450,29 @@ async fn demo_engine(
     let db = Db::connect(&settings.database.url, 4).await?;
     db.migrate().await?;
     let provider = Arc::new(Sandbox::with_listener(db.clone(), listener));
-    let templates = Arc::new(Templates::load(None)?);
+    let templates = Arc::new(Templates::load(settings.templates_dir.as_deref())?);
     Engine::new(db, Arc::new(settings), clock, provider, templates).with_fhir_agendas()
 }
 
-/// Writes the day's agenda: the Paris site's on its FHIR server when it has one, the rest in
-/// the built-in agenda. Returns the number of appointments.
+/// Writes the day's agenda: a site's on its FHIR server when it has one, the rest in the
+/// built-in agenda. Returns the number of appointments.
 async fn write_agenda(engine: &Engine, day: NaiveDate, rng: &mut StdRng) -> Result<usize> {
-    let csv = agenda_csv(day, rng);
-    let appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
+    let csv = agenda_csv(&engine.settings, day, rng);
+    let mut appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    match engine.site_agendas.get("paris-nord") {
-        Some(agenda) => {
-            let (paris_appts, others): (Vec<_>, Vec<_>) = appts
-                .iter()
-                .cloned()
-                .partition(|a| a.site_id == "paris-nord");
-            seed_fhir(&agenda.client, &paris_appts, "Imagerie Paris Nord").await?;
-            engine.write_appointments(&others).await?;
-            println!(
-                "Paris site on the FHIR server: {} appointments created there",
-                paris_appts.len()
-            );
-        }
-        None => {
-            engine.write_appointments(&appts).await?;
-        }
+    let total = appts.len();
+    for (id, agenda) in &engine.site_agendas {
+        let (there, others): (Vec<_>, Vec<_>) = appts.into_iter().partition(|a| &a.site_id == id);
+        let name = engine.settings.site(id).map_or(id.as_str(), |s| &s.name);
+        seed_fhir(&agenda.client, &there, name).await?;
+        outln!(
+            "{name} on the FHIR server: {} appointments created there",
+            there.len()
+        )?;
+        appts = others;
     }
-    Ok(appts.len())
+    engine.write_appointments(&appts).await?;
+    Ok(total)
 }
 
 /// The simulated population and the replies it has yet to send.
@@ -498,18 +532,17 @@ impl Population {
     }
 }
 
-/// One progress line: campaigns by outcome so far, at `now` (Paris time).
+/// One progress line: campaigns by outcome so far, at `now` (in `tz`).
 async fn print_progress(db: &Db, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Result<()> {
     let s = crate::store::stats::state_counts(db).await?;
-    println!(
+    outln!(
         "  {}  confirmed {:>3}  cancelled {:>3}  awaiting {:>3}  to secretaries {:>3}",
         now.with_timezone(&tz).format("%a %d %b %H:%M"),
         s.get("confirmed").unwrap_or(&0),
         s.get("cancelled").unwrap_or(&0),
         s.get("awaiting_reply").unwrap_or(&0) + s.get("scheduled").unwrap_or(&0),
         s.get("needs_human").unwrap_or(&0) + s.get("reschedule_requested").unwrap_or(&0),
-    );
-    Ok(())
+    )
 }
 
 /// Runs the engine and the population from the clock's instant until `end`, jumping from one
@@ -552,30 +585,48 @@ async fn simulate(
     Ok(())
 }
 
-/// The demo, with the Paris site's agenda on a FHIR server when `fhir_url` is given.
-pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
+/// The demo on the configuration of `config_dir` (see `demo_settings`), with the first site's
+/// agenda on a FHIR server when `fhir_url` is given. The simulated clock runs from J-3 06:00 to
+/// the end of the demo day, in the first site's time zone.
+pub async fn run_with(
+    config_dir: Option<&Path>,
+    seed: u64,
+    fhir_url: Option<String>,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let dir = scratch_dir("demo")?;
     let db_path = dir.join("demo.db");
-    let settings = demo_settings(&db_path, fhir_url.as_deref())?;
+    let settings = demo_settings(config_dir, &db_path, fhir_url.as_deref())?;
+    if settings.exams.is_empty() {
+        anyhow::bail!("configuration: the demo books exams and the configuration has none");
+    }
+    let site_names: Vec<String> = settings.sites.values().map(|s| s.name.clone()).collect();
+    let tz = settings
+        .sites
+        .values()
+        .next()
+        .map(|s| s.tz)
+        .ok_or_else(|| anyhow::anyhow!("configuration: the demo needs a site"))?;
     let mut rng = StdRng::seed_from_u64(seed);
     let day = demo_day(Utc::now().date_naive());
-    let paris: chrono_tz::Tz = chrono_tz::Europe::Paris;
     let start = resolve_local(
-        paris,
+        tz,
         (day - Duration::days(3)).and_time(NaiveTime::from_hms_opt(6, 0, 0).expect("time")),
     );
-    let end = resolve_local(paris, (day + Duration::days(1)).and_time(NaiveTime::MIN));
+    let end = resolve_local(tz, (day + Duration::days(1)).and_time(NaiveTime::MIN));
     let clock = Arc::new(ManualClock::new(start));
     let (tx, rx) = mpsc::unbounded_channel::<SandboxSent>();
     let engine = demo_engine(settings, clock.clone(), tx).await?;
 
     let appointments = write_agenda(&engine, day, &mut rng).await?;
-    println!(
-        "Rappel demo: {appointments} appointments on {day} at 2 sites (Paris, Réunion); simulated clock from {} to {} (Paris time)",
-        start.with_timezone(&paris).format("%a %d %b %H:%M"),
-        end.with_timezone(&paris).format("%a %d %b %H:%M"),
-    );
+    outln!(
+        "Rappel demo: {appointments} appointments on {day} at {} site{} ({}); simulated clock from {} to {} ({tz} time)",
+        site_names.len(),
+        if site_names.len() == 1 { "" } else { "s" },
+        site_names.join(", "),
+        start.with_timezone(&tz).format("%a %d %b %H:%M"),
+        end.with_timezone(&tz).format("%a %d %b %H:%M"),
+    )?;
     let mut population = Population {
         rng,
         inbox: rx,
@@ -583,17 +634,16 @@ pub async fn run_with(seed: u64, fhir_url: Option<String>) -> Result<()> {
         pending: BTreeMap::new(),
         seq: 0,
     };
-    simulate(&engine, &clock, &mut population, end, paris).await?;
-    Summary::read(&engine.db).await?.print();
-    if let Some(agenda) = engine.site_agendas.get("paris-nord") {
+    simulate(&engine, &clock, &mut population, end, tz).await?;
+    Summary::read(&engine.db).await?.print()?;
+    for agenda in engine.site_agendas.values() {
         fhir_outcome(&agenda.client, day).await?;
     }
-    println!(
+    outln!(
         "finished in {:.1} s of real time; database kept at {}",
         started.elapsed().as_secs_f64(),
         db_path.display()
-    );
-    Ok(())
+    )
 }
 
 /// The reply a simulated patient gives to a message or a call, with its delay, if any.

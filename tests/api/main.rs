@@ -1,5 +1,6 @@
 //! Rappel's integration suite: one binary, every scenario on SQLite and on PostgreSQL.
 
+mod config_cli;
 mod fhir;
 mod helpers;
 mod realtime;
