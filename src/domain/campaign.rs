@@ -90,6 +90,49 @@ pub enum Event {
     Upstream(Upstream),
     /// The lead campaign of a same-day group closed without a reply (followers mirror it).
     LeadClosed(CampaignState),
+    /// A secretary settled it with the patient by phone.
+    Secretary(SecretaryOutcome),
+}
+
+/// What a secretary settled by phone, recorded when she resolves a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretaryOutcome {
+    /// The patient will come: written to the agenda.
+    ConfirmedByPhone,
+    /// The patient will not come: the slot is released through the outbox.
+    CancelledByPhone,
+    /// The secretary moved the appointment in the agenda herself: this campaign ends (the new
+    /// time comes back from the agenda as a moved appointment).
+    Rescheduled,
+}
+
+impl SecretaryOutcome {
+    pub fn parse(s: &str) -> Option<SecretaryOutcome> {
+        match s {
+            "confirmed_by_phone" => Some(SecretaryOutcome::ConfirmedByPhone),
+            "cancelled_by_phone" => Some(SecretaryOutcome::CancelledByPhone),
+            "rescheduled" => Some(SecretaryOutcome::Rescheduled),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretaryOutcome::ConfirmedByPhone => "confirmed_by_phone",
+            SecretaryOutcome::CancelledByPhone => "cancelled_by_phone",
+            SecretaryOutcome::Rescheduled => "rescheduled",
+        }
+    }
+
+    /// Whether it can be recorded on a campaign in `state`: not on an appointment the patient
+    /// or the centre already cancelled, nor on one that started or was replaced.
+    pub fn applies_to(self, state: CampaignState) -> bool {
+        let _ = self;
+        !matches!(
+            state,
+            CampaignState::Cancelled | CampaignState::CancelledUpstream | CampaignState::Expired
+        )
+    }
 }
 
 impl Event {
@@ -105,6 +148,7 @@ impl Event {
             Event::Reply { .. } => "reply",
             Event::Upstream(_) => "upstream",
             Event::LeadClosed(_) => "lead_closed",
+            Event::Secretary(_) => "secretary",
         }
     }
 }
@@ -392,6 +436,7 @@ fn decide_event(
     match event {
         Event::Upstream(change) => upstream(c, *change),
         Event::Reply { intent, late } => reply(c, *intent, *late, policy),
+        Event::Secretary(outcome) => secretary(c, *outcome),
         Event::LeadClosed(state) if c.state.is_active() => Transition::to(c, *state, vec![]),
         _ if !c.state.is_active() => Transition::stay(c),
         Event::Opened => open(c, now, policy, cals),
@@ -528,6 +573,38 @@ pub fn route_reply(candidates: &[RouteCandidate]) -> Option<i64> {
                 .then(b.id.cmp(&a.id))
         })
         .map(|c| c.id)
+}
+
+/// A secretary's outcome: no acknowledgement (she spoke with the patient); an opted-out
+/// patient's campaign keeps remembering the opt-out while the agenda follows.
+fn secretary(c: &Campaign, outcome: SecretaryOutcome) -> Transition {
+    use CampaignState as S;
+    if !outcome.applies_to(c.state) {
+        return Transition::stay(c);
+    }
+    let keep = |state: S| {
+        if c.state == S::OptedOut {
+            S::OptedOut
+        } else {
+            state
+        }
+    };
+    match outcome {
+        SecretaryOutcome::ConfirmedByPhone if c.state == S::Confirmed => Transition::stay(c),
+        SecretaryOutcome::ConfirmedByPhone => Transition::to(
+            c,
+            keep(S::Confirmed),
+            vec![Command::Unschedule, Command::ConfirmInAgenda],
+        ),
+        SecretaryOutcome::CancelledByPhone => Transition::to(
+            c,
+            keep(S::Cancelled),
+            vec![Command::Unschedule, Command::ReleaseSlot],
+        ),
+        SecretaryOutcome::Rescheduled => {
+            Transition::to(c, keep(S::Expired), vec![Command::Unschedule])
+        }
+    }
 }
 
 fn upstream(c: &Campaign, change: Upstream) -> Transition {

@@ -5,8 +5,9 @@
 //!
 //! The flow, one file each: [`planner`] opens campaigns from the agenda → [`dispatch`] runs
 //! due steps through the provider → [`replies`] and [`statuses`] take what comes back →
-//! [`outbox`] writes outcomes to the agenda; [`sync`] brings the agenda's changes in, and
-//! [`transition`] writes any decided transition with its ledger row and commands.
+//! [`outbox`] writes outcomes to the agenda (and sends the acknowledgements that waited for
+//! it); [`sync`] brings the agenda's changes in; [`secretary`] records what a secretary settled
+//! by phone; [`transition`] writes any decided transition with its ledger row and commands.
 //!
 //! Guarantees, and how each is kept:
 //! - **No double send.** An attempt row is committed under (campaign, step, attempt) before the
@@ -25,6 +26,7 @@ mod dispatch;
 mod outbox;
 mod planner;
 mod replies;
+mod secretary;
 mod shell;
 mod statuses;
 mod sync;
@@ -32,6 +34,7 @@ mod transition;
 
 pub use planner::PlanReport;
 pub use replies::{Inbound, InboundOutcome, ReplyFollowUp};
+pub use secretary::ResolveError;
 pub use statuses::{ProviderStatus, delivery_advances, parse_attempt_key, status_meaning};
 pub use sync::SyncReport;
 

@@ -5,9 +5,9 @@
 
 use super::error::ApiError;
 use crate::agenda::AppointmentInput;
-use crate::domain::campaign::Upstream;
+use crate::domain::campaign::{SecretaryOutcome, Upstream};
 use crate::domain::types::{CampaignState, Channel, PhoneNumber, mask_phone};
-use crate::engine::{Engine, Inbound};
+use crate::engine::{Engine, Inbound, ResolveError};
 use crate::store::admin::{self as store, AttemptRow, CampaignListRow, NoteRow, TimelineRow};
 use crate::store::appointments;
 use axum::Json;
@@ -250,6 +250,10 @@ struct Resolve {
     by: String,
     #[serde(default)]
     resolution: String,
+    /// What was settled with the patient by phone: `confirmed_by_phone`,
+    /// `cancelled_by_phone` or `rescheduled` (none: the note is only closed).
+    #[serde(default)]
+    outcome: Option<String>,
 }
 
 pub(super) async fn resolve_note(
@@ -263,10 +267,27 @@ pub(super) async fn resolve_note(
     if r.by.trim().is_empty() {
         return Err(ApiError::invalid("by", "who resolved the note is required"));
     }
-    if !store::resolve_note(&e.db, id, e.now().timestamp(), &r.by, &r.resolution).await? {
-        return Err(ApiError::NotFound);
+    let outcome = match r.outcome.as_deref() {
+        None | Some("") | Some("none") => None,
+        Some(o) => Some(SecretaryOutcome::parse(o).ok_or_else(|| {
+            ApiError::invalid(
+                "outcome",
+                "must be confirmed_by_phone, cancelled_by_phone, rescheduled or none",
+            )
+        })?),
+    };
+    match e
+        .resolve_note(id, r.by.trim(), &r.resolution, outcome)
+        .await?
+    {
+        Ok(()) => Ok(Json(json!({
+            "id": id,
+            "state": "resolved",
+            "outcome": outcome.map(SecretaryOutcome::as_str),
+        }))),
+        Err(ResolveError::NotFound) => Err(ApiError::NotFound),
+        Err(refused) => Err(ApiError::Conflict(refused.to_string())),
     }
-    Ok(Json(json!({"id": id, "state": "resolved"})))
 }
 
 pub(super) async fn stats(

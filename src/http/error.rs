@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 422: a field is invalid; the body names it.
     #[error("invalid field `{field}`: {message}")]
     Invalid { field: String, message: String },
+    /// 409: the request contradicts what is already there (a note resolved twice).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// 500: logged once here, opaque to the caller.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -47,6 +50,10 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { field, message } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "invalid", "field": field, "message": message}),
+            ),
+            ApiError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                json!({"error": "conflict", "message": message}),
             ),
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");

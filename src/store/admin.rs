@@ -3,7 +3,7 @@
 //! one write the API owns (resolving a note). Filters left empty (`''`) match everything, so one
 //! statement serves every combination of query parameters.
 
-use super::Db;
+use super::{Db, Tx};
 use anyhow::Result;
 
 /// Answers when the database does (`/healthz`).
@@ -158,18 +158,48 @@ pub async fn notes(db: &Db, state: &str, site: &str) -> Result<Vec<NoteRow>> {
     .await?)
 }
 
-/// Marks note `id` resolved by `by`; false when there is no such note.
-#[tracing::instrument(level = "debug", skip(db, resolution))]
-pub async fn resolve_note(db: &Db, id: i64, now: i64, by: &str, resolution: &str) -> Result<bool> {
-    let done = sqlx::query(
+/// What resolving a note found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// Resolved now; the campaign it is about, if any.
+    Now {
+        campaign_id: Option<i64>,
+    },
+    /// Someone resolved it first (their text is kept).
+    Already,
+    NotFound,
+}
+
+/// Resolves open note `id` inside a transaction: by `by`, with `resolution`; a note already
+/// resolved is left as it is.
+#[tracing::instrument(level = "debug", skip(tx, resolution))]
+pub async fn resolve_open_note(
+    tx: &mut Tx,
+    id: i64,
+    now: i64,
+    by: &str,
+    resolution: &str,
+) -> Result<Resolved> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as(
         "UPDATE notes SET state = 'resolved', resolved_at = $1, resolved_by = $2, resolution = $3 \
-         WHERE id = $4",
+         WHERE id = $4 AND state = 'open' RETURNING campaign_id",
     )
     .bind(now)
     .bind(by.to_string())
     .bind(resolution.to_string())
     .bind(id)
-    .execute(&db.pool)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(done.rows_affected() > 0)
+    if let Some((campaign_id,)) = row {
+        return Ok(Resolved::Now { campaign_id });
+    }
+    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM notes WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(if exists.is_some() {
+        Resolved::Already
+    } else {
+        Resolved::NotFound
+    })
 }

@@ -30,6 +30,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_secretary_records_what_she_settled_by_phone,
     a_patient_who_confirms_is_confirmed_in_the_agenda_and_never_touched_again,
     a_silent_patient_gets_a_nudge_then_calls_then_is_unreachable_with_a_note,
     a_cancel_frees_the_slot_at_once_and_acknowledges_with_the_stop_hint,
@@ -404,6 +405,115 @@ async fn the_admin_api_lists_campaigns_timelines_and_notes(kind: Kind) {
             .status(),
         200
     );
+}
+
+/// Issue 10, point 4: what a secretary settled by phone reaches the campaign, the agenda and
+/// the timeline, with who did it; a note is resolved once.
+async fn a_secretary_records_what_she_settled_by_phone(kind: Kind) {
+    let mut app = spawn_app(kind).await;
+    app.book("P1", 16, 0, "+33611110001").await;
+    app.book("P2", 16, 30, "+33611110002").await;
+    app.run_until(paris(wednesday(), 16, 0)).await;
+    app.drain_sent();
+    let notes: serde_json::Value = app.admin_get("/admin/notes").await.json().await.unwrap();
+    let notes = notes["notes"].as_array().unwrap().clone();
+    assert_eq!(notes.len(), 2, "both unreachable");
+    let note_of = |appointment: &str| {
+        notes
+            .iter()
+            .find(|n| n["appointment"] == appointment)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let resolve = |id: i64, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.admin_post(&format!("/admin/notes/{id}/resolve"), body)
+                .await
+        }
+    };
+    let r = resolve(
+        note_of("P1"),
+        json!({"by": "amelie", "resolution": "reached at work", "outcome": "cancelled_by_phone"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.campaign_state("P1").await, "cancelled");
+    assert_eq!(
+        app.appointment_status("P1").await,
+        "cancelled",
+        "slot released"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM outbox WHERE action = 'release' AND state = 'done'")
+            .await,
+        1
+    );
+    let r = resolve(
+        note_of("P2"),
+        json!({"by": "bruno", "outcome": "confirmed_by_phone"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.campaign_state("P2").await, "confirmed");
+    assert_eq!(app.appointment_status("P2").await, "confirmed");
+    // The timeline says who did it.
+    let campaigns: serde_json::Value = app
+        .admin_get("/admin/campaigns")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = campaigns["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["appointment"] == "P2")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let t: serde_json::Value = app
+        .admin_get(&format!("/admin/campaigns/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let last = t["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "secretary", "{last}");
+    assert!(last.to_string().contains("bruno"), "{last}");
+    // A second resolve is refused and the first secretary's text is kept.
+    let again = resolve(
+        note_of("P1"),
+        json!({"by": "chloe", "resolution": "overwrite"}),
+    )
+    .await;
+    assert_eq!(again.status(), 409);
+    let resolved: serde_json::Value = app
+        .admin_get("/admin/notes?state=resolved")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = resolved["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["appointment"] == "P1")
+        .unwrap()
+        .clone();
+    assert_eq!(first["resolved_by"], "amelie");
+    assert_eq!(first["resolution"], "reached at work");
+    // An unknown outcome names the field; nothing to do on a missing note.
+    assert_eq!(
+        resolve(note_of("P2"), json!({"by": "x", "outcome": "maybe"}))
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(resolve(999_999, json!({"by": "x"})).await.status(), 404);
+    // Nothing was sent to either patient after the secretaries took over.
+    assert!(app.drain_sent().is_empty());
 }
 
 async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind) {

@@ -610,3 +610,56 @@ fn no_reply_after_an_opt_out_is_ever_acknowledged() {
     let t = decide(&c, &reply(Intent::Question), now, &p, &cals);
     assert!(!has_ack(&t), "{t:?}");
 }
+
+#[test]
+fn a_secretary_s_outcome_moves_the_campaign_and_the_agenda_without_a_message() {
+    use super::super::campaign::SecretaryOutcome as O;
+    let p = policy();
+    let cals = paris();
+    let start = local(PARIS, 2026, 1, 14, 10, 0);
+    let now = local(PARIS, 2026, 1, 13, 11, 0);
+    let ev = |c: &Campaign, o| decide(c, &Event::Secretary(o), now, &p, &cals);
+    let unreachable = at_step(start, S::Unreachable, 3, 0);
+    assert_eq!(
+        ev(&unreachable, O::ConfirmedByPhone),
+        tr(
+            S::Confirmed,
+            3,
+            0,
+            vec![Command::Unschedule, Command::ConfirmInAgenda]
+        )
+    );
+    assert_eq!(
+        ev(&unreachable, O::CancelledByPhone),
+        tr(
+            S::Cancelled,
+            3,
+            0,
+            vec![Command::Unschedule, Command::ReleaseSlot]
+        )
+    );
+    assert_eq!(
+        ev(&unreachable, O::Rescheduled),
+        tr(S::Expired, 3, 0, vec![Command::Unschedule])
+    );
+    // An opted-out patient's campaign remembers the opt-out; the agenda still follows.
+    let opted = at_step(start, S::OptedOut, 1, 0);
+    assert_eq!(
+        ev(&opted, O::CancelledByPhone),
+        tr(
+            S::OptedOut,
+            1,
+            0,
+            vec![Command::Unschedule, Command::ReleaseSlot]
+        )
+    );
+    // Not on a cancelled or replaced appointment.
+    for state in [S::Cancelled, S::CancelledUpstream, S::Expired] {
+        assert!(!O::ConfirmedByPhone.applies_to(state));
+        let c = at_step(start, state, 1, 0);
+        assert_eq!(ev(&c, O::ConfirmedByPhone), tr(state, 1, 0, vec![]));
+    }
+    for o in [O::ConfirmedByPhone, O::CancelledByPhone, O::Rescheduled] {
+        assert_eq!(O::parse(o.as_str()), Some(o));
+    }
+}
