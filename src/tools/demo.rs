@@ -410,8 +410,14 @@ async fn demo_engine(
 /// the built-in agenda. Returns the number of appointments.
 async fn write_agenda(engine: &Engine, day: NaiveDate, rng: &mut StdRng) -> Result<usize> {
     let csv = agenda_csv(day, rng);
-    let appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let appts = crate::agenda::parse_import(
+        "demo agenda",
+        csv.as_bytes(),
+        &engine.settings,
+        engine.now(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .appointments;
     match engine.site_agendas.get("paris-nord") {
         Some(agenda) => {
             let (paris_appts, others): (Vec<_>, Vec<_>) = appts
