@@ -433,6 +433,7 @@ fn read_csv(text: &str, rows: &mut Rows<'_>, progress: &mut dyn FnMut(Progress))
         return;
     }
     let total = text.matches('\n').count().max(1);
+    let mut lines = LineCounter::new(text);
     let mut record = csv::StringRecord::new();
     let mut done = 0;
     loop {
@@ -440,7 +441,7 @@ fn read_csv(text: &str, rows: &mut Rows<'_>, progress: &mut dyn FnMut(Progress))
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = lines.line_at(e.position().map_or(0, |p| p.byte()));
                 rows.error(
                     Some(Loc::Line(line)),
                     clip(&e.to_string(), MESSAGE_MAX_CHARS),
@@ -455,11 +456,48 @@ fn read_csv(text: &str, rows: &mut Rows<'_>, progress: &mut dyn FnMut(Progress))
         if done % PROGRESS_EVERY == 0 {
             progress(Progress { done, total });
         }
-        if read_record(&mut record, &header, rows) {
+        let line = lines.line_at(record.position().map_or(0, |p| p.byte()));
+        if read_record(&mut record, Loc::Line(line), &header, rows) {
             return;
         }
     }
     progress(Progress { done, total: done });
+}
+
+/// The line of a record, counted forwards from its byte offset: the csv reader's own line
+/// numbers are one short after `\r\n` line ends (Excel's).
+struct LineCounter<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> LineCounter<'a> {
+        LineCounter {
+            text: text.as_bytes(),
+            byte: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first byte at or after `byte` that does not end a line (the reader puts a
+    /// record's start before the blank lines and the `\n` of a `\r\n` in front of it); `byte`
+    /// never goes backwards.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut to = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .clamp(self.byte, self.text.len());
+        while to < self.text.len() && matches!(self.text[to], b'\r' | b'\n') {
+            to += 1;
+        }
+        self.line += self.text[self.byte..to]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.byte = to;
+        self.line
+    }
 }
 
 /// Checks the header line: every required column once; columns Rappel does not use are
@@ -520,10 +558,10 @@ fn check_header(header: &csv::StringRecord, delimiter: u8, rows: &mut Rows<'_>) 
 /// One data line; true when reading should stop (too many errors).
 fn read_record(
     record: &mut csv::StringRecord,
+    line: Loc,
     header: &csv::StringRecord,
     rows: &mut Rows<'_>,
 ) -> bool {
-    let line = Loc::Line(record.position().map(|p| p.line()).unwrap_or(0));
     // A spreadsheet's empty row (`;;;;;;`) is no appointment.
     if record.iter().all(str::is_empty) {
         return false;

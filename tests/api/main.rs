@@ -2,6 +2,7 @@
 
 mod fhir;
 mod helpers;
+mod inputs;
 mod realtime;
 mod structure;
 mod twilio;

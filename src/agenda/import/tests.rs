@@ -317,6 +317,16 @@ fn a_value_with_the_separator_unquoted_is_refused_with_its_line() {
 }
 
 #[test]
+fn lines_are_counted_right_with_excels_crlf_line_ends() {
+    let bytes = excel_french_csv(&[
+        ("L1", "24/11/2026 14:30", "Hélène Dupré"),
+        ("L2", "24/11/2026 15:30", "Jean\u{7}Martin"),
+    ]);
+    let err = rejected("agenda.csv", &bytes);
+    assert!(err.contains("line 3: field `patient_name`"), "{err}");
+}
+
+#[test]
 fn a_spreadsheets_empty_rows_and_trailing_separators_are_ignored() {
     let mut bytes = excel_french_csv(&[("T1", "24/11/2026 14:30", "Hélène Dupré")]);
     bytes.extend(b";;;;;;;;\r\n;;;;;;;;\r\n");
