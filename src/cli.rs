@@ -304,7 +304,7 @@ async fn import(config_dir: Option<&Path>, file: &Path) -> Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-    let parsed = crate::agenda::parse_import_with_progress(
+    let parsed = crate::agenda::import::parse_import_with_progress(
         &name,
         &bytes,
         &settings,

@@ -9,9 +9,7 @@
 //! not undone by re-importing the same unchanged row.
 
 pub mod fhir;
-mod import;
-
-pub use import::{Import, ImportError, Progress, parse_import, parse_import_with_progress};
+pub mod import;
 
 use crate::clock::Clock;
 use crate::config::Settings;

@@ -410,7 +410,7 @@ async fn demo_engine(
 /// the built-in agenda. Returns the number of appointments.
 async fn write_agenda(engine: &Engine, day: NaiveDate, rng: &mut StdRng) -> Result<usize> {
     let csv = agenda_csv(day, rng);
-    let appts = crate::agenda::parse_import(
+    let appts = crate::agenda::import::parse_import(
         "demo agenda",
         csv.as_bytes(),
         &engine.settings,

@@ -194,7 +194,7 @@ impl TestApp {
 
     /// The centre imports its agenda (CSV), as `rappel import` does.
     pub async fn import(&self, csv: &str) -> rappel::agenda::ImportReport {
-        let appts = rappel::agenda::parse_import(
+        let appts = rappel::agenda::import::parse_import(
             "test.csv",
             csv.as_bytes(),
             &self.engine.settings,

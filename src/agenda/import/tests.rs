@@ -51,10 +51,8 @@ fn excel_french_csv(rows: &[(&str, &str, &str)]) -> Vec<u8> {
 
 #[test]
 fn a_json_array_with_a_byte_order_mark_imports_every_row() {
-    let json = format!(
-        "\u{feff}[{{\"external_id\":\"J1\",\"site\":\"paris-nord\",\"exam_code\":\"RX-THO\",\
-         \"start\":\"2026-11-25T10:00\",\"patient_name\":\"Hélène Dupré\"}}]"
-    );
+    let json = "\u{feff}[{\"external_id\":\"J1\",\"site\":\"paris-nord\",\"exam_code\":\"RX-THO\",\
+                \"start\":\"2026-11-25T10:00\",\"patient_name\":\"Hélène Dupré\"}]";
     let i = import("agenda.json", json.as_bytes()).unwrap();
     assert_eq!(i.appointments.len(), 1);
     assert_eq!(i.appointments[0].patient_name, "Hélène Dupré");
