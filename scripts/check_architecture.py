@@ -688,11 +688,16 @@ def check_binds(crate: Crate, f: SourceFile, out: list[Violation]) -> None:
                              and SQL_STRING_RE.match(strings[t.off])]
         return out_
 
+    ran: list[bool] = []
+
     def chain(k: int) -> tuple[int, int, int]:
-        """Counts binds from token k on: (sure, optional, index after the statement)."""
+        """Counts binds from token k on: (sure, optional, index after the statement); notes in
+        `ran` whether the statement ran the query (`.execute(…)`, `.fetch…(…)`)."""
         sure = optional = 0
         while k < n:
             t = toks[k]
+            if t.text == "." and k + 1 < n and toks[k + 1].text in _RUNNERS:
+                ran.append(True)
             if t.text == ";" or t.text == "}":
                 return sure, optional, k
             if t.text == "." and k + 2 < n and toks[k + 1].text == "bind" and toks[k + 2].text == "(":
@@ -736,10 +741,11 @@ def check_binds(crate: Crate, f: SourceFile, out: list[Violation]) -> None:
                                  "statement text not visible here (a literal, a `let`, a "
                                  "macro or a parameter given literals in this file)"))
             continue
+        ran.clear()
         sure, optional, end = chain(_close(toks, open_) + 1)
-        # `let q = sqlx::query(…);` then statements that use `q`
+        # `let q = sqlx::query(…);` (not run yet) then statements that use `q`
         var = toks[k - 2].text if k >= 2 and toks[k - 1].text == "=" else None
-        if var and end < n and toks[end].text == ";":
+        if var and not ran and end < n and toks[end].text == ";":
             # later statements of the block that use `var`; those inside a nested block (an
             # `if`) bind optionally
             j, depth, start = end + 1, 0, end + 1
@@ -1030,6 +1036,8 @@ def _plan(crate: Crate) -> tuple[list[Injection], list[str]]:
              '    true => "DELETE FROM t WHERE a = $1", false => "DELETE FROM t WHERE a = $1 AND b = $2" };\n'
              '    let _ = sqlx::query(statement).bind(1).execute(&db.pool); }', 1),
             ("text not visible", 'fn archcheck_b4(db: &Db) { let _ = sqlx::query(&make()).execute(&db.pool); }', 1),
+            ("a run statement's result is not its query", 'fn archcheck_b6(db: &Db) { let row = sqlx::query("SELECT $1").bind(1)\n'
+             '    .fetch_optional(&db.pool);\n    if row.is_none() { let _ = sqlx::query("SELECT $1").bind(2).execute(&db.pool); } }', 0),
             ("fitting optional bind is allowed", 'fn archcheck_b5(db: &Db, x: Option<i64>) { let mut q = sqlx::query(\n'
              '    "DELETE FROM t WHERE a = $1 AND b = $2").bind(1);\n    if let Some(v) = x { q = q.bind(v); }\n'
              '    let _ = q.execute(&db.pool); }', 0),

@@ -348,23 +348,72 @@ async fn migrate(config_dir: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// `import`: writes a file's appointments (all or nothing; exit code 2 when rejected), then
-/// plans their campaigns.
+/// `import`: writes a file's appointments (all or nothing; exit code 2 when the file is
+/// rejected or cannot be read), then plans their campaigns. Warnings go to standard error; so
+/// does a progress bar when the file has more than a few thousand lines and standard error is a
+/// terminal.
 async fn import(config_dir: Option<&Path>, file: &Path) -> Result<ExitCode> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    /// Below this many lines an import is read and written in about a second: no bar.
+    const PROGRESS_MIN_LINES: usize = 3_000;
+    let rejected = |message: &dyn std::fmt::Display| {
+        eprintln!("import rejected, nothing written:\n{message}");
+        Ok(ExitCode::from(2))
+    };
     let settings = load_settings(config_dir)?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display().to_string();
-    let appts = match crate::agenda::parse_import(&name, &text, &settings) {
-        Ok(a) => a,
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return rejected(&format!("{name}: cannot read the file: {e}")),
+    };
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    let bar = if lines > PROGRESS_MIN_LINES && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(lines as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("checking");
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let parsed = crate::agenda::import::parse_import_with_progress(
+        &name,
+        &bytes,
+        &settings,
+        chrono::Utc::now(),
+        &mut |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        },
+    );
+    let import = match parsed {
+        Ok(import) => import,
         Err(e) => {
-            eprintln!("import rejected, nothing written:\n{e}");
-            return Ok(ExitCode::from(2));
+            bar.finish_and_clear();
+            return rejected(&e);
         }
     };
+    bar.suspend(|| {
+        for w in &import.warnings {
+            eprintln!("warning: {w}");
+        }
+    });
+    let appts = import.appointments;
+    // Written in one transaction (all or nothing), so the bar becomes a spinner meanwhile.
+    if !bar.is_hidden() {
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(format!("writing {} appointments", appts.len()));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    }
     let engine = app::build_engine(settings, None).await?;
     let report = engine.write_appointments(&appts).await?;
+    bar.set_message("opening campaigns");
     let planned = engine.plan().await?;
+    bar.finish_and_clear();
     outln!(
         "imported {} appointments: {} new, {} moved, {} cancelled, {} unchanged; {} campaigns opened",
         appts.len(),

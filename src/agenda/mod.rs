@@ -9,14 +9,16 @@
 //! not undone by re-importing the same unchanged row.
 
 pub mod fhir;
+pub mod import;
 
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
+use crate::domain::text::{self, quote};
 use crate::domain::types::{Channel, PhoneNumber, parse_identifier};
 use crate::store::{Db, appointments};
 use anyhow::Result;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -107,13 +109,17 @@ impl Agenda for BuiltinAgenda {
 }
 
 /// One appointment as an import file or the admin API gives it. Column names of the CSV.
+///
+/// Unknown fields are not refused here: an import file's extra columns are ignored with a
+/// warning naming them ([`import`]), while the admin API refuses unknown keys itself (a typo in
+/// a program is a bug to report, an extra column in a spreadsheet is not).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct AppointmentInput {
     pub external_id: String,
     pub site: String,
     pub exam_code: String,
-    /// `2026-11-24T14:30` (site local time) or `2026-11-24T14:30:00+01:00`.
+    /// `2026-11-24T14:30` (site local time), `24/11/2026 14:30` (site local time, French sites)
+    /// or `2026-11-24T14:30:00+01:00`.
     pub start: String,
     #[serde(default)]
     pub duration_min: Option<u32>,
@@ -138,31 +144,71 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Appointments are planned days ahead, so a start outside these years is a typo (`20266`, a
+/// stray sign: `-2026`, `+12026`), refused rather than planned centuries away.
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2200;
+
+/// Local date-times an import may use; the `DD/MM/YYYY` ones (what a French spreadsheet shows)
+/// only for sites whose locale is `fr`, where `03/04/2026` can only mean 3 April.
+const ISO_LOCAL: [&str; 4] = [
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+];
+const FRENCH_LOCAL: [&str; 2] = ["%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"];
+
 impl AppointmentInput {
+    /// Every field, in the order of a CSV header.
+    pub const FIELDS: [&'static str; 10] = [
+        "external_id",
+        "site",
+        "exam_code",
+        "start",
+        "duration_min",
+        "patient_name",
+        "phone",
+        "locale",
+        "channel",
+        "status",
+    ];
+    /// The fields a row cannot do without.
+    pub const REQUIRED: [&'static str; 5] =
+        ["external_id", "site", "exam_code", "start", "patient_name"];
+
+    fn texts(&self) -> [(&'static str, Option<&str>); 9] {
+        [
+            ("external_id", Some(&self.external_id)),
+            ("site", Some(&self.site)),
+            ("exam_code", Some(&self.exam_code)),
+            ("start", Some(&self.start)),
+            ("patient_name", Some(&self.patient_name)),
+            ("phone", self.phone.as_deref()),
+            ("locale", self.locale.as_deref()),
+            ("channel", self.channel.as_deref()),
+            ("status", self.status.as_deref()),
+        ]
+    }
+
     pub fn check(&self, settings: &Settings) -> Result<Appointment, FieldError> {
         let fe = |field: &'static str, message: String| FieldError { field, message };
+        // Before anything else: no control character reaches a message, a log or the database.
+        for (field, value) in self.texts() {
+            if let Some(found) = value.and_then(text::find_control) {
+                return Err(fe(
+                    field,
+                    format!("contains {}", text::describe_control(found)),
+                ));
+            }
+        }
         let external_id = parse_identifier(&self.external_id).map_err(|m| fe("external_id", m))?;
         let site = settings
             .site(self.site.trim())
-            .ok_or_else(|| fe("site", format!("unknown site '{}'", self.site.trim())))?;
+            .ok_or_else(|| fe("site", format!("unknown site {}", quote(self.site.trim()))))?;
         let exam_code = parse_identifier(&self.exam_code).map_err(|m| fe("exam_code", m))?;
         let exam = settings.exams.get(&exam_code);
-        let raw = self.start.trim();
-        let starts_at = match DateTime::parse_from_rfc3339(raw) {
-            Ok(t) => t.with_timezone(&Utc),
-            Err(_) => {
-                let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-                    .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
-                    .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M"))
-                    .map_err(|_| {
-                        fe(
-                            "start",
-                            format!("'{raw}' is not YYYY-MM-DDTHH:MM (local) nor RFC 3339 with an offset"),
-                        )
-                    })?;
-                resolve_local(site.tz, local)
-            }
-        };
+        let starts_at = parse_start(self.start.trim(), site.tz, site.locale == "fr")
+            .map_err(|m| fe("start", m))?;
         let duration_min = self
             .duration_min
             .or(exam.map(|e| e.duration_min))
@@ -176,9 +222,7 @@ impl AppointmentInput {
         }
         let phone = match self.phone.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(p) => {
-                Some(PhoneNumber::parse(p).map_err(|m| fe("phone", format!("phone number {m}")))?)
-            }
+            Some(p) => Some(PhoneNumber::parse(p).map_err(|m| fe("phone", phone_error(p, m)))?),
         };
         let locale = match self.locale.as_deref().map(str::trim) {
             None | Some("") => site.locale.clone(),
@@ -186,20 +230,32 @@ impl AppointmentInput {
                 let l = l.to_ascii_lowercase();
                 let base = l.split(['-', '_']).next().unwrap_or("");
                 if !matches!(base, "fr" | "en") {
-                    return Err(fe("locale", format!("'{l}' is not supported (fr, en)")));
+                    return Err(fe(
+                        "locale",
+                        format!("{} is not supported (fr, en)", quote(&l)),
+                    ));
                 }
                 base.to_string()
             }
         };
         let channel = match self.channel.as_deref().map(str::trim) {
             None | Some("") => Channel::Sms,
-            Some(c) => Channel::parse(c)
-                .ok_or_else(|| fe("channel", format!("'{c}' is not sms, whatsapp or call")))?,
+            Some(c) => Channel::parse(c).ok_or_else(|| {
+                fe(
+                    "channel",
+                    format!("{} is not sms, whatsapp or call", quote(c)),
+                )
+            })?,
         };
         let cancelled = match self.status.as_deref().map(str::trim) {
             None | Some("") | Some("booked") => false,
             Some("cancelled") => true,
-            Some(s) => return Err(fe("status", format!("'{s}' is not booked or cancelled"))),
+            Some(s) => {
+                return Err(fe(
+                    "status",
+                    format!("{} is not booked or cancelled", quote(s)),
+                ));
+            }
         };
         Ok(Appointment {
             external_id,
@@ -217,119 +273,49 @@ impl AppointmentInput {
     }
 }
 
-/// A rejected import: every error found (up to 20), nothing written.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", .errors.join("\n"))]
-pub struct ImportError {
-    pub errors: Vec<String>,
+/// The start of an appointment: RFC 3339 with an offset, or a local time of the site (ISO, or
+/// `DD/MM/YYYY HH:MM` when `french`), its year in [`YEARS`].
+fn parse_start(raw: &str, tz: chrono_tz::Tz, french: bool) -> Result<DateTime<Utc>, String> {
+    let year_check = |year: i32| {
+        if YEARS.contains(&year) {
+            Ok(())
+        } else {
+            Err(format!(
+                "year {year} of {} is outside {}–{}",
+                quote(raw),
+                YEARS.start(),
+                YEARS.end()
+            ))
+        }
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        year_check(t.year())?;
+        return Ok(t.with_timezone(&Utc));
+    }
+    let french_formats: &[&str] = if french { &FRENCH_LOCAL } else { &[] };
+    let local = ISO_LOCAL
+        .iter()
+        .chain(french_formats)
+        .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+        .ok_or_else(|| {
+            let french = if french { ", DD/MM/YYYY HH:MM" } else { "" };
+            format!(
+                "{} is not YYYY-MM-DDTHH:MM{french} (site time) nor RFC 3339 with an offset",
+                quote(raw)
+            )
+        })?;
+    year_check(local.year())?;
+    Ok(resolve_local(tz, local))
 }
 
-const MAX_REPORTED: usize = 20;
-
-/// Parses a CSV or JSON import; `name` is used in messages (a file name).
-pub fn parse_import(
-    name: &str,
-    text: &str,
-    settings: &Settings,
-) -> Result<Vec<Appointment>, ImportError> {
-    let mut errors = Vec::new();
-    let mut out = Vec::new();
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let items: Vec<serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| ImportError {
-                errors: vec![format!(
-                    "{name}:{}:{}: not a JSON array of appointments: {e}",
-                    e.line(),
-                    e.column()
-                )],
-            })?;
-        for (i, v) in items.into_iter().enumerate() {
-            match serde_json::from_value::<AppointmentInput>(v) {
-                Ok(input) => match input.check(settings) {
-                    Ok(a) => out.push(a),
-                    Err(fe) => errors.push(format!(
-                        "{name}: item {}: field `{}`: {}",
-                        i + 1,
-                        fe.field,
-                        fe.message
-                    )),
-                },
-                Err(e) => errors.push(format!("{name}: item {}: {e}", i + 1)),
-            }
-        }
+/// A phone number's error, with the likely cause when a spreadsheet stored `06…` as a number and
+/// dropped its leading zero (nine digits starting with 6 or 7).
+fn phone_error(raw: &str, message: String) -> String {
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() == 9 && (digits.starts_with('6') || digits.starts_with('7')) {
+        format!("phone number {message} (nine digits: did a spreadsheet drop its leading 0?)")
     } else {
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        for record in reader.deserialize::<AppointmentInput>() {
-            match record {
-                Ok(input) => match input.check(settings) {
-                    Ok(a) => out.push(a),
-                    Err(fe) => {
-                        let line = out.len() + errors.len() + 2;
-                        errors.push(format!(
-                            "{name}: line {line}: field `{}`: {}",
-                            fe.field, fe.message
-                        ))
-                    }
-                },
-                Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0);
-                    let field = match e.kind() {
-                        csv::ErrorKind::Deserialize { err, .. } => err
-                            .field()
-                            .and_then(|i| reader_headers(text).get(i as usize).cloned())
-                            .map(|f| format!("field `{f}`: "))
-                            .unwrap_or_default(),
-                        _ => String::new(),
-                    };
-                    errors.push(format!(
-                        "{name}: line {line}: {field}{}",
-                        short_csv_error(&e)
-                    ));
-                }
-            }
-            if errors.len() >= MAX_REPORTED {
-                break;
-            }
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for a in &out {
-        if !seen.insert((a.site_id.clone(), a.external_id.clone())) {
-            errors.push(format!(
-                "{name}: appointment {} of site {} appears twice",
-                a.external_id, a.site_id
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        errors.truncate(MAX_REPORTED);
-        Err(ImportError { errors })
-    }
-}
-
-fn reader_headers(text: &str) -> Vec<String> {
-    csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes())
-        .headers()
-        .map(|h| h.iter().map(str::to_string).collect())
-        .unwrap_or_default()
-}
-
-fn short_csv_error(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Deserialize { err, .. } => err.kind().to_string(),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
-            format!("{len} fields where the header has {expected_len}")
-        }
-        _ => e.to_string(),
+        format!("phone number {message}")
     }
 }
 

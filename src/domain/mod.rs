@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod contact;
 pub mod policy;
 pub mod reply;
+pub mod text;
 pub mod types;
 
 #[cfg(test)]

@@ -292,7 +292,8 @@ pub fn parse_identifier(raw: &str) -> Result<String, String> {
         .find(|c| !(c.is_ascii_alphanumeric() || "-_.:/".contains(*c)))
     {
         return Err(format!(
-            "contains '{c}' (allowed: letters, digits, - _ . : /)"
+            "contains '{}' (allowed: letters, digits, - _ . : /)",
+            c.escape_debug()
         ));
     }
     Ok(s.to_string())

@@ -6,7 +6,8 @@
 use super::error::ApiError;
 use crate::agenda::AppointmentInput;
 use crate::domain::campaign::{SecretaryOutcome, Upstream};
-use crate::domain::types::{CampaignState, Channel, PhoneNumber, mask_phone};
+use crate::domain::text::{self, clip, quote};
+use crate::domain::types::{CampaignState, Channel, PhoneNumber, mask_phone, parse_identifier};
 use crate::engine::{Engine, Inbound, ResolveError};
 use crate::store::admin::{self as store, AttemptRow, CampaignListRow, NoteRow, TimelineRow};
 use crate::store::appointments;
@@ -47,10 +48,63 @@ fn authorize(e: &Engine, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// A serde message is cut to this many characters: some quote the whole bad value.
+const MESSAGE_MAX_CHARS: usize = 160;
+
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de)
-        .map_err(|e| ApiError::invalid(e.path().to_string(), e.inner().to_string()))
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiError::invalid(
+            clip(&e.path().to_string(), 60),
+            clip(&e.inner().to_string(), MESSAGE_MAX_CHARS),
+        )
+    })
+}
+
+/// `value` when it has no control character (PostgreSQL refuses a NUL in text), else a 422
+/// naming `field`.
+fn plain<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    match text::find_control(value) {
+        None => Ok(value),
+        Some(found) => Err(ApiError::invalid(
+            field,
+            format!("contains {}", text::describe_control(found)),
+        )),
+    }
+}
+
+/// One appointment of the body: its keys known (a typo in a program is refused, not ignored),
+/// then parsed and checked; errors name `[i].field`.
+fn appointment_item(
+    e: &Engine,
+    i: usize,
+    v: Value,
+) -> Result<crate::agenda::Appointment, ApiError> {
+    if let Value::Object(fields) = &v
+        && let Some(key) = fields
+            .keys()
+            .find(|k| !AppointmentInput::FIELDS.contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(
+            format!("[{i}].{}", clip(key, 40)),
+            format!(
+                "unknown field (expected one of {})",
+                AppointmentInput::FIELDS.join(", ")
+            ),
+        ));
+    }
+    let input: AppointmentInput = serde_path_to_error::deserialize(v).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." {
+            format!("[{i}]")
+        } else {
+            format!("[{i}].{}", clip(&path, 40))
+        };
+        ApiError::invalid(field, clip(&err.inner().to_string(), MESSAGE_MAX_CHARS))
+    })?;
+    input
+        .check(&e.settings)
+        .map_err(|fe| ApiError::invalid(format!("[{i}].{}", fe.field), fe.message))
 }
 
 /// Body: one appointment object or an array (all or nothing).
@@ -66,17 +120,20 @@ pub(super) async fn upsert_appointments(
         v => vec![v],
     };
     let mut appts = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashMap::new();
     for (i, v) in items.into_iter().enumerate() {
-        let input: AppointmentInput =
-            json_body(v.to_string().as_bytes()).map_err(|err| match err {
-                ApiError::Invalid { field, message } => {
-                    ApiError::invalid(format!("[{i}].{field}"), message)
-                }
-                other => other,
-            })?;
-        let a = input
-            .check(&e.settings)
-            .map_err(|fe| ApiError::invalid(format!("[{i}].{}", fe.field), fe.message))?;
+        let a = appointment_item(&e, i, v)?;
+        // Twice in one body: which of the two is meant is unknowable, so neither is written.
+        if let Some(first) = seen.insert((a.site_id.clone(), a.external_id.clone()), i) {
+            return Err(ApiError::invalid(
+                format!("[{i}].external_id"),
+                format!(
+                    "appointment {} of site {} appears twice: items [{first}] and [{i}]",
+                    quote(&a.external_id),
+                    quote(&a.site_id)
+                ),
+            ));
+        }
         appts.push(a);
     }
     let report = e.write_appointments(&appts).await?;
@@ -92,6 +149,11 @@ pub(super) async fn cancel_appointment(
     Path((site, external_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&e, &headers)?;
+    // An identifier that cannot have been imported names nothing (and never reaches SQL).
+    let (Ok(site), Ok(external_id)) = (parse_identifier(&site), parse_identifier(&external_id))
+    else {
+        return Err(ApiError::NotFound);
+    };
     let now = e.now();
     let mut tx = e.db.begin().await?;
     let appt = appointments::by_external_id(&mut tx, &site, &external_id)
@@ -124,8 +186,12 @@ pub(super) async fn list_campaigns(
     if let Some(s) = &f.state
         && CampaignState::parse(s).is_none()
     {
-        return Err(ApiError::invalid("state", format!("unknown state '{s}'")));
+        return Err(ApiError::invalid(
+            "state",
+            format!("unknown state {}", quote(s)),
+        ));
     }
+    plain("site", f.site.as_deref().unwrap_or_default())?;
     let limit = f.limit.unwrap_or(100).clamp(1, 1000);
     let rows = store::campaigns(
         &e.db,
@@ -220,6 +286,7 @@ pub(super) async fn list_notes(
     if !matches!(state.as_str(), "open" | "resolved") {
         return Err(ApiError::invalid("state", "must be open or resolved"));
     }
+    plain("site", f.site.as_deref().unwrap_or_default())?;
     let rows = store::notes(&e.db, &state, f.site.as_deref().unwrap_or_default()).await?;
     let notes: Vec<Value> = rows.iter().map(note_json).collect();
     Ok(Json(json!({ "notes": notes })))
@@ -264,9 +331,11 @@ pub(super) async fn resolve_note(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&e, &headers)?;
     let r: Resolve = json_body(&body)?;
-    if r.by.trim().is_empty() {
+    if plain("by", &r.by)?.trim().is_empty() {
         return Err(ApiError::invalid("by", "who resolved the note is required"));
     }
+    // The resolution is free text: its line breaks and tabs are kept.
+    let resolution = text::strip_controls(&r.resolution);
     let outcome = match r.outcome.as_deref() {
         None | Some("") | Some("none") => None,
         Some(o) => Some(SecretaryOutcome::parse(o).ok_or_else(|| {
@@ -277,7 +346,7 @@ pub(super) async fn resolve_note(
         })?),
     };
     match e
-        .resolve_note(id, r.by.trim(), &r.resolution, outcome)
+        .resolve_note(id, r.by.trim(), &resolution, outcome)
         .await?
     {
         Ok(()) => Ok(Json(json!({
@@ -333,10 +402,12 @@ pub(super) async fn sandbox_reply(
             to: None,
             provider_id: r
                 .id
+                .map(|id| text::strip_controls(&id))
                 .unwrap_or_else(|| format!("SBIN{}", uuid::Uuid::new_v4().simple())),
             from,
             channel,
-            body: r.body,
+            // Like a provider's webhook: a reply is stored without its control characters.
+            body: text::strip_controls(&r.body),
             intent: None,
             campaign_id: None,
         })

@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::signature::{self, Algorithm};
 use crate::domain::policy::from_unix;
 use crate::domain::reply::{self, Intent};
+use crate::domain::text;
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::engine::{Engine, Inbound, ProviderStatus};
 use crate::store::events::{self, NewEvent};
@@ -91,7 +92,14 @@ fn verify(
         tracing::warn!(path, "webhook with an invalid signature refused");
         return Err(forbidden());
     }
-    Ok(Form(params))
+    // Signed over the raw values; stored without their control characters (PostgreSQL refuses a
+    // NUL in text, and a refused reply would be retried by the provider and never stored).
+    Ok(Form(
+        params
+            .into_iter()
+            .map(|(k, v)| (k, text::strip_controls(&v)))
+            .collect(),
+    ))
 }
 
 fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {

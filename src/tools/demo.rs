@@ -458,8 +458,14 @@ async fn demo_engine(
 /// built-in agenda. Returns the number of appointments.
 async fn write_agenda(engine: &Engine, day: NaiveDate, rng: &mut StdRng) -> Result<usize> {
     let csv = agenda_csv(&engine.settings, day, rng);
-    let mut appts = crate::agenda::parse_import("demo agenda", &csv, &engine.settings)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut appts = crate::agenda::import::parse_import(
+        "demo agenda",
+        csv.as_bytes(),
+        &engine.settings,
+        engine.now(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .appointments;
     let total = appts.len();
     for (id, agenda) in &engine.site_agendas {
         let (there, others): (Vec<_>, Vec<_>) = appts.into_iter().partition(|a| &a.site_id == id);

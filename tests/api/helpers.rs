@@ -203,8 +203,14 @@ impl TestApp {
 
     /// The centre imports its agenda (CSV), as `rappel import` does.
     pub async fn import(&self, csv: &str) -> rappel::agenda::ImportReport {
-        let appts = rappel::agenda::parse_import("test.csv", csv, &self.engine.settings)
-            .expect("valid import");
+        let appts = rappel::agenda::import::parse_import(
+            "test.csv",
+            csv.as_bytes(),
+            &self.engine.settings,
+            self.now(),
+        )
+        .expect("valid import")
+        .appointments;
         self.engine.write_appointments(&appts).await.expect("write")
     }
 

@@ -3,6 +3,7 @@
 mod config_cli;
 mod fhir;
 mod helpers;
+mod inputs;
 mod realtime;
 mod structure;
 mod twilio;
