@@ -124,10 +124,9 @@ impl SecretaryOutcome {
         }
     }
 
-    /// Whether it can be recorded on a campaign in `state`: not on an appointment the patient
-    /// or the centre already cancelled, nor on one that started or was replaced.
+    /// Whether it can be recorded on a campaign in `state`: no outcome is, on an appointment
+    /// the patient or the centre already cancelled, nor on one that started or was replaced.
     pub fn applies_to(self, state: CampaignState) -> bool {
-        let _ = self;
         !matches!(
             state,
             CampaignState::Cancelled | CampaignState::CancelledUpstream | CampaignState::Expired

@@ -338,6 +338,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET path` on the admin API, as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.admin_get(path)
+            .await
+            .json()
+            .await
+            .expect("JSON answer")
+    }
+
     pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.http
             .post(self.url(path))
@@ -347,4 +356,20 @@ impl TestApp {
             .await
             .expect("request")
     }
+}
+
+/// `rappel import FILE` on a fresh SQLite database in `dir`, the built-in configuration.
+pub fn rappel_import(dir: &std::path::Path, file_name: &str, bytes: &[u8]) -> std::process::Output {
+    let file = dir.join(file_name);
+    std::fs::write(&file, bytes).unwrap();
+    let db = format!("sqlite://{}", dir.join("r.db").display());
+    std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
+        .args(["import", file.to_str().unwrap()])
+        .env(
+            "RAPPEL_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("RAPPEL__DATABASE__URL", &db)
+        .output()
+        .unwrap()
 }

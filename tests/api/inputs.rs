@@ -7,8 +7,6 @@ use crate::helpers::*;
 use crate::on_both;
 use rappel::http::signature::{self, Algorithm};
 use serde_json::json;
-use std::path::Path;
-use std::process::Output;
 
 on_both!(
     two_items_for_one_appointment_in_one_api_call_are_refused_naming_both,
@@ -16,22 +14,6 @@ on_both!(
     a_signed_inbound_reply_with_a_nul_is_stored_without_it_and_answered_200,
     control_characters_in_other_admin_requests_get_4xx_never_500,
 );
-
-/// `rappel import FILE` on a fresh SQLite database in `dir`, the built-in configuration.
-fn rappel_import(dir: &Path, file_name: &str, bytes: &[u8]) -> Output {
-    let file = dir.join(file_name);
-    std::fs::write(&file, bytes).unwrap();
-    let db = format!("sqlite://{}", dir.join("r.db").display());
-    std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
-        .args(["import", file.to_str().unwrap()])
-        .env(
-            "RAPPEL_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("RAPPEL__DATABASE__URL", &db)
-        .output()
-        .unwrap()
-}
 
 /// Excel (French Windows), "CSV (séparateur : point-virgule)": `;`, CRLF, Windows-1252 bytes,
 /// dates as the cells show them. `rows`: (id, exam, start, patient).

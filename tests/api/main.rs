@@ -416,7 +416,7 @@ async fn a_secretary_records_what_she_settled_by_phone(kind: Kind) {
     app.book("P2", 16, 30, "+33611110002").await;
     app.run_until(paris(wednesday(), 16, 0)).await;
     app.drain_sent();
-    let notes: serde_json::Value = app.admin_get("/admin/notes").await.json().await.unwrap();
+    let notes = app.admin_json("/admin/notes").await;
     let notes = notes["notes"].as_array().unwrap().clone();
     assert_eq!(notes.len(), 2, "both unreachable");
     let note_of = |appointment: &str| {
@@ -460,12 +460,7 @@ async fn a_secretary_records_what_she_settled_by_phone(kind: Kind) {
     assert_eq!(app.campaign_state("P2").await, "confirmed");
     assert_eq!(app.appointment_status("P2").await, "confirmed");
     // The timeline says who did it.
-    let campaigns: serde_json::Value = app
-        .admin_get("/admin/campaigns")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let campaigns = app.admin_json("/admin/campaigns").await;
     let id = campaigns["campaigns"]
         .as_array()
         .unwrap()
@@ -474,12 +469,7 @@ async fn a_secretary_records_what_she_settled_by_phone(kind: Kind) {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let t: serde_json::Value = app
-        .admin_get(&format!("/admin/campaigns/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t = app.admin_json(&format!("/admin/campaigns/{id}")).await;
     let last = t["timeline"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["event"], "secretary", "{last}");
     assert!(last.to_string().contains("bruno"), "{last}");
@@ -490,12 +480,7 @@ async fn a_secretary_records_what_she_settled_by_phone(kind: Kind) {
     )
     .await;
     assert_eq!(again.status(), 409);
-    let resolved: serde_json::Value = app
-        .admin_get("/admin/notes?state=resolved")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let resolved = app.admin_json("/admin/notes?state=resolved").await;
     let first = resolved["notes"]
         .as_array()
         .unwrap()
@@ -693,49 +678,35 @@ async fn a_crash_between_recording_and_sending_never_sends_twice(kind: Kind) {
 #[test]
 fn a_malformed_import_names_the_line_and_field_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agenda.csv");
     let day = wednesday();
-    std::fs::write(
-        &file,
-        format!(
-            "{CSV_HEADER}{}{}{}",
-            csv_row(
-                "I1",
-                "paris-nord",
-                "RX-THO",
-                &format!("{day}T10:00"),
-                "+33612345678",
-                ""
-            ),
-            csv_row(
-                "I2",
-                "paris-nord",
-                "RX-THO",
-                &format!("{day}T25:00"),
-                "+33612345679",
-                ""
-            ),
-            csv_row(
-                "I3",
-                "nowhere",
-                "RX-THO",
-                &format!("{day}T10:00"),
-                "+33612345670",
-                ""
-            )
+    let csv = format!(
+        "{CSV_HEADER}{}{}{}",
+        csv_row(
+            "I1",
+            "paris-nord",
+            "RX-THO",
+            &format!("{day}T10:00"),
+            "+33612345678",
+            ""
         ),
-    )
-    .unwrap();
-    let db = format!("sqlite://{}", dir.path().join("r.db").display());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"))
-        .args(["import", file.to_str().unwrap()])
-        .env(
-            "RAPPEL_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        csv_row(
+            "I2",
+            "paris-nord",
+            "RX-THO",
+            &format!("{day}T25:00"),
+            "+33612345679",
+            ""
+        ),
+        csv_row(
+            "I3",
+            "nowhere",
+            "RX-THO",
+            &format!("{day}T10:00"),
+            "+33612345670",
+            ""
         )
-        .env("RAPPEL__DATABASE__URL", &db)
-        .output()
-        .unwrap();
+    );
+    let out = rappel_import(dir.path(), "agenda.csv", csv.as_bytes());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3: field `start`"), "{err}");
