@@ -15,13 +15,16 @@
 
 use crate::clock::{Clock, SimulatedClock, SystemClock};
 use crate::config::{ProviderKind, Settings};
+use crate::domain::policy::from_unix;
 use crate::engine::Engine;
 use crate::provider::twilio::TwilioClient;
 use crate::provider::{Provider, Sandbox};
+use crate::store::clock as clock_store;
 use crate::store::{Backend, Db};
 use crate::templates::Templates;
 use anyhow::{Context, Result};
 use apalis::prelude::*;
+use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -36,10 +39,13 @@ use tokio_util::sync::CancellationToken;
 pub async fn build_engine(settings: Settings, clock: Option<Arc<dyn Clock>>) -> Result<Engine> {
     let db = Db::connect(&settings.database.url, settings.database.max_connections).await?;
     db.migrate().await?;
-    let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| match settings.clock.start {
-        Some(start) => Arc::new(SimulatedClock::new(start, settings.clock.speed)),
-        None => Arc::new(SystemClock),
-    });
+    let clock: Arc<dyn Clock> = match (clock, settings.clock.start) {
+        (Some(clock), _) => clock,
+        (None, Some(start)) => {
+            Arc::new(shared_simulated_clock(&db, start, settings.clock.speed).await?)
+        }
+        (None, None) => Arc::new(SystemClock),
+    };
     let sandbox: Arc<dyn Provider> = Arc::new(Sandbox::new(db.clone()));
     let twilio: Option<Arc<dyn Provider>> = match &settings.twilio {
         Some(t) => Some(Arc::new(TwilioClient::new(t.clone())?)),
@@ -63,6 +69,39 @@ pub async fn build_engine(settings: Settings, clock: Option<Arc<dyn Clock>>) -> 
     let mut engine = Engine::new(db, Arc::new(settings), clock, provider, templates);
     engine.site_providers = site_providers;
     engine.with_fhir_agendas()
+}
+
+/// The deployment's simulated clock: the first process stores where it starts, every later one
+/// (serve, worker, import) reads that back, so they all agree on "now". A different `start` or
+/// `speed` in a later process's configuration is reported and the stored one kept.
+async fn shared_simulated_clock(
+    db: &Db,
+    start: DateTime<Utc>,
+    speed: f64,
+) -> Result<SimulatedClock> {
+    let proposed = clock_store::Anchor {
+        sim_start: start.timestamp(),
+        wall_start_ms: Utc::now().timestamp_millis(),
+        speed,
+    };
+    let held = clock_store::anchor(db, proposed).await?;
+    if held.sim_start != proposed.sim_start || held.speed != proposed.speed {
+        tracing::warn!(
+            configured_start = %start,
+            stored_start = %from_unix(held.sim_start),
+            stored_speed = held.speed,
+            "the database holds this deployment's simulated clock: its start and speed are used"
+        );
+    }
+    let began = Utc
+        .timestamp_millis_opt(held.wall_start_ms)
+        .single()
+        .unwrap_or_else(Utc::now);
+    Ok(SimulatedClock::anchored(
+        from_unix(held.sim_start),
+        began,
+        held.speed,
+    ))
 }
 
 /// A batch of claimed campaigns handed to a worker through the queue.

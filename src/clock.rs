@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Mutex;
-use std::time::Instant;
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
@@ -19,19 +18,26 @@ impl Clock for SystemClock {
     }
 }
 
-/// Starts at `start` and advances `speed` simulated seconds per real second.
+/// Starts at `start` and advances `speed` simulated seconds per real second. Anchored on the
+/// wall clock (`began`), so processes that share an anchor (stored in the database) agree.
 #[derive(Debug)]
 pub struct SimulatedClock {
     start: DateTime<Utc>,
-    began: Instant,
+    began: DateTime<Utc>,
     speed: f64,
 }
 
 impl SimulatedClock {
+    /// Starting now.
     pub fn new(start: DateTime<Utc>, speed: f64) -> SimulatedClock {
+        SimulatedClock::anchored(start, Utc::now(), speed)
+    }
+
+    /// At `start` when the wall clock said `began`.
+    pub fn anchored(start: DateTime<Utc>, began: DateTime<Utc>, speed: f64) -> SimulatedClock {
         SimulatedClock {
             start,
-            began: Instant::now(),
+            began,
             speed,
         }
     }
@@ -39,8 +45,8 @@ impl SimulatedClock {
 
 impl Clock for SimulatedClock {
     fn now(&self) -> DateTime<Utc> {
-        let elapsed = self.began.elapsed().as_secs_f64() * self.speed;
-        self.start + Duration::milliseconds((elapsed * 1000.0) as i64)
+        let elapsed = (Utc::now() - self.began).num_milliseconds() as f64 * self.speed;
+        self.start + Duration::milliseconds(elapsed as i64)
     }
 }
 

@@ -404,3 +404,15 @@ pub async fn next_due(db: &Db) -> Result<Option<i64>> {
     .await?;
     Ok(t)
 }
+
+/// Spreads the due steps over `span` seconds from `first` (by campaign id), for the bench's
+/// due → sent lag: steps fall due a few at a time, as in a working day.
+#[tracing::instrument(level = "debug", skip(db))]
+pub async fn spread_due(db: &Db, first: i64, span: i64) -> Result<()> {
+    sqlx::query("UPDATE campaigns SET due_at = $1 + (id % $2) WHERE due_at IS NOT NULL")
+        .bind(first)
+        .bind(span)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}

@@ -12,6 +12,7 @@ pub mod appointments;
 pub mod attempts;
 pub mod calls;
 pub mod campaigns;
+pub mod clock;
 pub mod events;
 pub mod maintenance;
 pub mod notes;

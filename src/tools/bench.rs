@@ -1,24 +1,27 @@
 //! `rappel bench`: seeds N appointments and measures, on this machine, end-to-end dispatch
 //! (plan → render → provider → ledger) and reply handling (reply in → intent → agenda
 //! write-back), then prints a final JSON line: `appointments`, `sends_per_sec`, `reply_p50_ms`,
-//! `reply_p99_ms`, `peak_rss_mb`, `backend`. Figures are reported, never asserted in tests.
+//! `reply_p99_ms`, `due_to_sent_p50_ms`/`p99`/`max` (the worker role on a clock running at the
+//! real pace), `peak_rss_mb`, `backend`. Figures are reported, never asserted in tests.
 
 use super::{layer, outln, scratch_dir, settings_with};
 use crate::agenda::{Appointment, AppointmentInput};
-use crate::clock::ManualClock;
+use crate::app;
+use crate::clock::{Clock, ManualClock, SimulatedClock};
 use crate::config::Settings;
 use crate::domain::calendar::resolve_local;
 use crate::domain::types::{Channel, PhoneNumber};
 use crate::engine::{Engine, Inbound};
 use crate::provider::twilio::TwilioClient;
 use crate::provider::{Provider, Sandbox};
-use crate::store::{Backend, Db, maintenance, stats};
+use crate::store::{Backend, Db, campaigns, maintenance, stats};
 use crate::templates::Templates;
 use anyhow::Result;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Peak resident memory of this process (VmHWM), in MiB.
 pub fn peak_rss_mb() -> f64 {
@@ -244,6 +247,75 @@ async fn plan_and_dispatch(engine: &Engine) -> Result<Dispatched> {
     })
 }
 
+/// Campaigns whose due → sent lag is measured, and the seconds their steps are spread over.
+const LAG_CAMPAIGNS: usize = 600;
+const LAG_SPREAD_SECS: i64 = 15;
+
+/// Due → sent lag with time passing at the real pace: the worker role as `rappel worker` runs
+/// it (sweeper, queue, dispatcher) on a clock at speed 1 set inside the send window, steps
+/// falling due a few each second; each lag is the instant the provider got the message minus
+/// the instant its step fell due, in milliseconds.
+async fn time_lag(
+    config_dir: Option<&Path>,
+    url: &str,
+    work: &Workload,
+    day: NaiveDate,
+) -> Result<Vec<f64>> {
+    let settings = bench_settings(config_dir, url, "sandbox").await?;
+    let db = Db::connect(&settings.database.url, 8).await?;
+    db.migrate().await?;
+    if db.backend == Backend::Postgres {
+        maintenance::truncate_all(&db).await?;
+    }
+    let first = bench_start(work.tz, day);
+    let clock = Arc::new(SimulatedClock::new(first - Duration::seconds(5), 1.0));
+    let (tx, mut sent) = tokio::sync::mpsc::unbounded_channel();
+    let provider = Arc::new(Sandbox::with_listener(db.clone(), tx));
+    let templates = Arc::new(Templates::load(settings.templates_dir.as_deref())?);
+    let engine = Engine::new(db, Arc::new(settings), clock.clone(), provider, templates);
+    let appts = (0..LAG_CAMPAIGNS)
+        .map(|i| appointment(&engine, work, day, i))
+        .collect::<Result<Vec<_>>>()?;
+    engine.write_appointments(&appts).await?;
+    engine.plan().await?;
+    campaigns::spread_due(&engine.db, first.timestamp(), LAG_SPREAD_SECS).await?;
+    let shutdown = CancellationToken::new();
+    let roles = app::Roles {
+        http: false,
+        worker: true,
+    };
+    let worker = tokio::spawn(app::run(engine.clone(), None, roles, shutdown.clone()));
+    let mut lags = Vec::with_capacity(LAG_CAMPAIGNS);
+    let wait = std::time::Duration::from_secs(LAG_SPREAD_SECS as u64 + 60);
+    let deadline = tokio::time::Instant::now() + wait;
+    while lags.len() < LAG_CAMPAIGNS {
+        let Ok(Some(s)) = tokio::time::timeout_at(deadline, sent.recv()).await else {
+            break;
+        };
+        let at = clock.now();
+        let Some(id) = s
+            .client_ref
+            .strip_prefix('c')
+            .and_then(|r| r.split('-').next())
+            .and_then(|id| id.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let due = first.timestamp() + id % LAG_SPREAD_SECS;
+        lags.push((at.timestamp_millis() - due * 1000) as f64);
+    }
+    shutdown.cancel();
+    let _ = worker.await;
+    if lags.len() < LAG_CAMPAIGNS {
+        eprintln!(
+            "lag: only {} of {LAG_CAMPAIGNS} steps were sent in time",
+            lags.len()
+        );
+    }
+    lags.sort_by(f64::total_cmp);
+    Ok(lags)
+}
+
 /// The `i`-th timed reply, from the `idx`-th patient: half confirm, half cancel (a cancel goes
 /// through the agenda release).
 fn reply(i: usize, idx: usize) -> Result<Inbound> {
@@ -311,6 +383,11 @@ pub async fn run(
 
     clock.advance(Duration::minutes(30));
     let lat = time_replies(&engine, n, replies).await?;
+    let lag_url = match engine.db.backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("lag.db").display()),
+        Backend::Postgres => url.clone(),
+    };
+    let lag = time_lag(config_dir, &lag_url, &work, day).await?;
     let released = stats::agenda_writebacks_done(&engine.db).await?;
     eprintln!(
         "{} replies handled, {released} agenda write-backs done",
@@ -327,6 +404,10 @@ pub async fn run(
         "replies": lat.len(),
         "reply_p50_ms": round_to(percentile(&lat, 0.50), 2),
         "reply_p99_ms": round_to(percentile(&lat, 0.99), 2),
+        "due_to_sent_p50_ms": round_to(percentile(&lag, 0.50), 1),
+        "due_to_sent_p99_ms": round_to(percentile(&lag, 0.99), 1),
+        "due_to_sent_max_ms": round_to(lag.last().copied().unwrap_or(0.0), 1),
+        "lag_steps": lag.len(),
         "peak_rss_mb": round_to(peak_rss_mb(), 1),
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -31,6 +31,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    every_process_of_a_deployment_reads_the_same_simulated_clock,
     a_secretary_records_what_she_settled_by_phone,
     a_patient_who_confirms_is_confirmed_in_the_agenda_and_never_touched_again,
     a_silent_patient_gets_a_nudge_then_calls_then_is_unreachable_with_a_note,
@@ -500,6 +501,35 @@ async fn a_secretary_records_what_she_settled_by_phone(kind: Kind) {
     assert_eq!(resolve(999_999, json!({"by": "x"})).await.status(), 404);
     // Nothing was sent to either patient after the secretaries took over.
     assert!(app.drain_sent().is_empty());
+}
+
+/// Issue 10, point 5: a simulated clock is one per deployment. A second process started later
+/// (an import beside `serve`) reads the same simulated "now", not its own restart of
+/// `clock.start`.
+async fn every_process_of_a_deployment_reads_the_same_simulated_clock(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(kind, dir.path()).await;
+    let settings = || {
+        let mut layers = rappel::config::read_layers(None).unwrap();
+        layers.push(rappel::config::Layer {
+            name: "test".into(),
+            text: format!(
+                "[database]\nurl = \"{url}\"\nmax_connections = 2\n\
+                 [clock]\nstart = \"2026-11-23T08:00:00Z\"\nspeed = 60.0\n"
+            ),
+        });
+        rappel::config::load_from(&layers, &[]).unwrap()
+    };
+    let serve = rappel::app::build_engine(settings(), None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let import = rappel::app::build_engine(settings(), None).await.unwrap();
+    let (a, b) = (serve.now(), import.now());
+    // 1.5 s at 60× is 90 simulated seconds: a clock restarted per process would be that far off.
+    assert!(
+        (a - b).num_seconds().abs() <= 5,
+        "serve says {a}, the later process says {b}"
+    );
+    assert!(a >= chrono::DateTime::parse_from_rfc3339("2026-11-23T08:01:00Z").unwrap());
 }
 
 async fn a_malformed_api_request_names_the_field_and_changes_nothing(kind: Kind) {

@@ -1,0 +1,9 @@
+-- A simulated clock is one per deployment: the first process that starts with one stores where
+-- it started (simulated instant, wall-clock instant in milliseconds, speed); every process
+-- reads it back, so serve, worker and import agree on "now".
+CREATE TABLE clock_anchor (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    sim_start   INTEGER  NOT NULL,
+    wall_start_ms INTEGER NOT NULL,
+    speed       REAL NOT NULL
+);
