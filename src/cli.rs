@@ -91,9 +91,36 @@ pub enum Command {
         /// Add this site's own vocabulary (`vocabulary.<intent>` in its configuration).
         #[arg(long)]
         site: Option<String>,
+        /// Score the classifier on labelled corpus files (TSV: lang, intent, text) instead:
+        /// accuracy, confusion matrix, dangerous errors (no reply text is printed).
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        score: Vec<PathBuf>,
+        /// With --score: also print each misclassified reply and the reason.
+        #[arg(long, requires = "score")]
+        errors: bool,
     },
     /// Validate the configuration and the templates; print SMS encoding and segments.
     CheckConfig,
+    /// Train the reply classifier's model on labelled corpus files (lang, intent, text) and
+    /// write the model file (built with the `train` feature: scripts/train_classifier.sh).
+    #[cfg(feature = "train")]
+    TrainClassifier {
+        /// Corpus files (TSV: lang, intent, text; `#` comments).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where to write the model.
+        #[arg(long, default_value = "src/domain/reply/model.tsv")]
+        out: PathBuf,
+        /// Also report a k-fold cross-validation of rules and model on the corpus.
+        #[arg(long)]
+        folds: Option<usize>,
+        /// L2 penalty.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// With --folds: print every reply a fold got wrong (development corpora only).
+        #[arg(long, requires = "folds")]
+        errors: bool,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -188,7 +215,27 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             crate::tools::bench::run(config_dir, appointments, database, replies, &provider)
                 .await?;
         }
-        Command::Classify { lang, site } => classify(config_dir, lang, site)?,
+        Command::Classify { score, errors, .. } if !score.is_empty() => {
+            crate::tools::corpus::run_score(&score, errors)?
+        }
+        Command::Classify { lang, site, .. } => classify(config_dir, lang, site)?,
+        #[cfg(feature = "train")]
+        Command::TrainClassifier {
+            files,
+            out,
+            folds,
+            alpha,
+            errors,
+        } => crate::tools::train::run(
+            &files,
+            &out,
+            crate::tools::train::Params {
+                alpha,
+                ..Default::default()
+            },
+            folds,
+            errors,
+        )?,
         Command::CheckConfig => return check_config(config_dir),
     }
     Ok(ExitCode::SUCCESS)

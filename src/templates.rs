@@ -60,9 +60,11 @@ template_names! {
     voice: [
         // Who answers: the only prompt before the identity is confirmed (no appointment detail).
         "call_identity",
+        // The identity answer was not understood: asked once more (still no detail).
+        "call_identity_again",
         // No key and no speech before the identity prompt timed out.
         "call_not_heard",
-        // Anything but 1 at the identity check.
+        // An explicit no (2, "wrong number", "not me") at the identity check.
         "call_wrong_person",
         // The appointment and the keys (1 confirm, 2 cancel, 3 call back, star repeat).
         "call_menu",

@@ -164,6 +164,8 @@ pub enum NoteReason {
     InvalidContact,
     Unreachable,
     ProviderConfiguration,
+    /// The patient confirmed and said they will be late: the secretaries see it (low).
+    RunningLate,
 }
 
 impl NoteReason {
@@ -177,7 +179,7 @@ impl NoteReason {
             | NoteReason::ConfirmAfterRelease
             | NoteReason::ProviderConfiguration => 2,
             NoteReason::Unclear | NoteReason::LateReply | NoteReason::InvalidContact => 3,
-            NoteReason::Unreachable => 4,
+            NoteReason::Unreachable | NoteReason::RunningLate => 4,
         }
     }
 
@@ -211,6 +213,7 @@ impl NoteReason {
             NoteReason::InvalidContact => "invalid_contact",
             NoteReason::Unreachable => "unreachable",
             NoteReason::ProviderConfiguration => "provider_configuration",
+            NoteReason::RunningLate => "running_late",
         }
     }
 }
@@ -905,17 +908,23 @@ fn reply(c: &Campaign, intent: Intent, late: bool, policy: &Policy) -> Transitio
             )
         }
         Intent::Confirm => match c.state {
+            // Told again, now with a delay: the secretaries see the delay, nothing else moves.
+            S::Confirmed if late => {
+                Transition::to(c, S::Confirmed, vec![C::Note(NoteReason::RunningLate)])
+            }
             S::Confirmed => Transition::stay(c),
             S::Cancelled => note(NoteReason::ConfirmAfterRelease, Ack::Holding),
             S::RescheduleRequested if policy.release_on_reschedule => {
                 note(NoteReason::ConfirmAfterRelease, Ack::Holding)
             }
             S::OptedOut => Transition::to(c, S::OptedOut, vec![C::ConfirmInAgenda]),
-            _ if open => with(
-                S::Confirmed,
-                vec![C::Unschedule, C::ConfirmInAgenda],
-                Some(Ack::Confirmed { late }),
-            ),
+            _ if open => {
+                let mut cmds = vec![C::Unschedule, C::ConfirmInAgenda];
+                if late {
+                    cmds.push(C::Note(NoteReason::RunningLate));
+                }
+                with(S::Confirmed, cmds, Some(Ack::Confirmed { late }))
+            }
             _ => note(NoteReason::LateReply, Ack::Holding),
         },
         Intent::Cancel => match c.state {

@@ -365,8 +365,16 @@ async fn gather(
     };
     let digits = form.get("Digits").unwrap_or_default().trim().to_string();
     let speech = form.get("SpeechResult").unwrap_or_default().to_string();
-    // Speech goes through the classifier; a digit is an explicit choice.
-    let choice = if !digits.is_empty() {
+    // Speech goes through the classifier (the identity question has its own); a digit is an
+    // explicit choice.
+    let choice = if stage.starts_with("identity") {
+        let said = if digits.is_empty() { &speech } else { &digits };
+        match reply::identity(said) {
+            id if id.goes_on() => "1".into(),
+            reply::Identity::NotThePatient => "2".into(),
+            _ => "?".into(),
+        }
+    } else if !digits.is_empty() {
         digits
     } else {
         let lang = reply::Lang::parse(&script.locale);
@@ -374,6 +382,8 @@ async fn gather(
             Intent::Confirm => "1".into(),
             Intent::Cancel => "2".into(),
             Intent::Reschedule | Intent::Question => "3".into(),
+            // Anything medical is for a person: never a confirmation by voice.
+            Intent::Urgent => "urgent".into(),
             _ => "?".into(),
         }
     };
@@ -381,6 +391,12 @@ async fn gather(
         attempt: &attempt,
         call_sid: form.get("CallSid").unwrap_or_default(),
     };
+    if choice == "urgent" {
+        let recorded = script
+            .record_said(&e, &turn, Intent::Urgent, "speech-urgent", &speech)
+            .await;
+        return script_response(recorded.and_then(|()| script.bye(&e, "call_callback")));
+    }
     script_response(script.next(&e, &turn, &stage, &choice).await)
 }
 
@@ -438,12 +454,23 @@ impl CallScript {
         choice: &str,
     ) -> anyhow::Result<String> {
         match (stage, choice) {
-            ("identity", "1") => self.gather(e, turn.attempt, "menu", "call_menu"),
-            ("identity", _) => {
+            ("identity" | "identity_again", "1") => {
+                self.gather(e, turn.attempt, "menu", "call_menu")
+            }
+            // Only an explicit "no / wrong number / not me" is a wrong person.
+            ("identity" | "identity_again", "2") => {
                 self.record(e, turn, Intent::WrongPerson, "wrong person (call)")
                     .await?;
                 self.bye(e, "call_wrong_person")
             }
+            // Not understood: the question once more, then a goodbye (the policy's next
+            // attempt follows; nothing is recorded of an answer nobody understood).
+            ("identity", _) => Ok(format!(
+                "{}{}<Hangup/>",
+                self.gather(e, turn.attempt, "identity_again", "call_identity_again")?,
+                self.say(e, "call_not_heard")?
+            )),
+            ("identity_again", _) => self.bye(e, "call_not_heard"),
             ("menu", "1") => {
                 self.record(e, turn, Intent::Confirm, "keypad 1").await?;
                 self.bye(e, "call_confirmed")
@@ -463,6 +490,24 @@ impl CallScript {
         }
     }
 
+    /// What the patient said, as an inbound reply on the call channel: the secretaries read
+    /// their words (`key` keeps a replayed webhook idempotent).
+    async fn record_said(
+        &self,
+        e: &Engine,
+        turn: &Turn<'_>,
+        intent: Intent,
+        key: &str,
+        said: &str,
+    ) -> anyhow::Result<()> {
+        let id = format!("{}:{key}", turn.call_sid);
+        let mut msg = Inbound::text(id, self.phone.clone(), Channel::Call, said);
+        msg.intent = Some(intent);
+        msg.campaign_id = Some(self.campaign_id);
+        e.handle_inbound(msg).await?;
+        Ok(())
+    }
+
     /// The patient's answer as an inbound reply on the call channel.
     async fn record(
         &self,
@@ -471,12 +516,7 @@ impl CallScript {
         intent: Intent,
         what: &'static str,
     ) -> anyhow::Result<()> {
-        let id = format!("{}:{what}", turn.call_sid);
-        let mut msg = Inbound::text(id, self.phone.clone(), Channel::Call, what);
-        msg.intent = Some(intent);
-        msg.campaign_id = Some(self.campaign_id);
-        e.handle_inbound(msg).await?;
-        Ok(())
+        self.record_said(e, turn, intent, what, what).await
     }
 }
 

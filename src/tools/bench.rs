@@ -2,7 +2,7 @@
 //! (plan → render → provider → ledger) and reply handling (reply in → intent → agenda
 //! write-back), then prints a final JSON line: `appointments`, `sends_per_sec`, `reply_p50_ms`,
 //! `reply_p99_ms`, `due_to_sent_p50_ms`/`p99`/`max` (the worker role on a clock running at the
-//! real pace), `peak_rss_mb`, `backend`. Figures are reported, never asserted in tests.
+//! real pace), `classify_per_sec` (the reply classifier on one thread), `peak_rss_mb`, `backend`. Figures are reported, never asserted in tests.
 
 use super::{layer, outln, scratch_dir, settings_with};
 use crate::agenda::{Appointment, AppointmentInput};
@@ -364,6 +364,45 @@ fn round_to(x: f64, places: i32) -> f64 {
 }
 
 /// The bench on the configuration of `config_dir` (see `bench_settings`).
+/// Replies of every kind and length, for the classifier's throughput (the corpora are not in
+/// the shipped binary).
+const SAMPLE_REPLIES: [&str; 16] = [
+    "Oui",
+    "ok merci à demain",
+    "je ne pourrai pas venir, j'ai un empêchement",
+    "Est-ce que je dois être à jeun pour le scanner ?",
+    "STOP",
+    "oui je viens mais arrêtez les rappels par SMS",
+    "je suis sous Préviscan, faut-il l'arrêter avant ?",
+    "vous vous trompez de numéro, je ne connais pas cette personne",
+    "possible de décaler à jeudi après-midi plutôt ?",
+    "mwen ka vini, mèsi",
+    "Yes I'll be there, running 10 min late",
+    "Can't make it, sorry. Please cancel.",
+    "i have a pacemaker is that ok for the MRI",
+    "👍",
+    "Bonjour Madame, je vous confirme ma présence au rendez-vous de mardi. Je viendrai \
+     accompagnée de ma fille car je ne conduis plus depuis mon opération de la hanche. \
+     Bien cordialement, Mme Lefèvre",
+    "euh bah je sais pas trop je vous redis",
+];
+
+/// Replies classified per second on one thread (rules, lists and model), over
+/// [`SAMPLE_REPLIES`] for about a second.
+fn classify_per_sec() -> f64 {
+    use crate::domain::reply::{Vocabulary, classify};
+    let vocab = Vocabulary::default();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed().as_secs_f64() < 1.0 {
+        for r in SAMPLE_REPLIES {
+            std::hint::black_box(classify(std::hint::black_box(r), None, &vocab));
+            n += 1;
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 pub async fn run(
     config_dir: Option<&Path>,
     n: usize,
@@ -408,6 +447,7 @@ pub async fn run(
         "due_to_sent_p99_ms": round_to(percentile(&lag, 0.99), 1),
         "due_to_sent_max_ms": round_to(lag.last().copied().unwrap_or(0.0), 1),
         "lag_steps": lag.len(),
+        "classify_per_sec": classify_per_sec().round(),
         "peak_rss_mb": round_to(peak_rss_mb(), 1),
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -3,7 +3,10 @@
 //! but the command line, which also prints through [`outln!`] here.
 
 pub mod bench;
+pub mod corpus;
 pub mod demo;
+#[cfg(feature = "train")]
+pub mod train;
 
 use crate::config::{self, Layer, Settings};
 use anyhow::Result;

@@ -212,3 +212,145 @@ fn check_config_renders_every_voice_prompt_of_every_locale_as_voice() {
     let err = String::from_utf8_lossy(&broken.stderr);
     assert!(err.contains("en/call_menu"), "{err}");
 }
+
+/// The patient says `speech` at `stage` (Twilio's speech recognition result, no key).
+async fn speak(app: &TestApp, attempt: &str, stage: &str, speech: &str) -> String {
+    twilio_posts(
+        app,
+        &format!("/webhooks/twilio/voice/gather?attempt={attempt}&stage={stage}"),
+        &[
+            ("CallSid", "CA0001"),
+            ("SpeechResult", speech),
+            ("Confidence", "0.9"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identity_question_understands_the_patient_a_relative_and_only_an_explicit_no() {
+    let app = spawn_voice_app(None).await;
+    let wrong_person_notes = "SELECT COUNT(*) FROM notes WHERE reason = 'wrong_person'";
+    let mut n = 0;
+    // The patient, or someone answering for them: on to the menu (nothing recorded yet).
+    for (locale, answer) in [
+        ("fr", "c'est moi"),
+        ("fr", "oui"),
+        ("fr", "Lui-même."),
+        ("fr", "elle-même"),
+        ("fr", "euh oui c'est bien moi"),
+        ("fr", "non c'est sa femme, il est au travail"),
+        ("en", "Speaking."),
+        ("en", "that's me"),
+        ("en", "yes"),
+    ] {
+        n += 1;
+        let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", locale).await;
+        answer_call(&app, &attempt).await;
+        let (says, stages) = said(&speak(&app, &attempt, "identity", answer).await);
+        assert_eq!(stages, ["menu"], "{answer:?}: {says:?}");
+        assert!(
+            says[0].starts_with("Votre rendez-vous") || says[0].starts_with("Your appointment"),
+            "{answer:?}: {says:?}"
+        );
+    }
+    assert_eq!(app.scalar(wrong_person_notes).await, 0);
+
+    // An explicit no, by voice or key: a wrong person, said goodbye to, noted for the secretaries.
+    for (k, (locale, answer)) in [
+        ("fr", "non"),
+        ("fr", "c'est pas moi, vous vous êtes trompé de numéro"),
+        ("en", "wrong number"),
+        ("en", "no, not me"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        n += 1;
+        let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", locale).await;
+        answer_call(&app, &attempt).await;
+        let twiml = speak(&app, &attempt, "identity", answer).await;
+        let (says, stages) = said(&twiml);
+        assert!(
+            stages.is_empty() && twiml.contains("<Hangup/>"),
+            "{answer:?}: {twiml}"
+        );
+        assert!(
+            says == ["Merci, excusez-nous pour le dérangement. Au revoir."]
+                || says == ["Thank you, sorry for the trouble. Goodbye."],
+            "{answer:?}: {says:?}"
+        );
+        assert_eq!(
+            app.scalar(wrong_person_notes).await,
+            k as i64 + 1,
+            "{answer:?}"
+        );
+    }
+    n += 1;
+    let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", "fr").await;
+    let (says, _) = said(&press(&app, &attempt, "identity", "2").await);
+    assert_eq!(
+        says,
+        ["Merci, excusez-nous pour le dérangement. Au revoir."]
+    );
+    assert_eq!(app.scalar(wrong_person_notes).await, 5);
+
+    // Not understood: asked once more; understood the second time, on to the menu.
+    n += 1;
+    let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", "fr").await;
+    let (says, stages) = said(&speak(&app, &attempt, "identity", "hein ? allô").await);
+    assert_eq!(stages, ["identity_again"]);
+    assert_eq!(
+        says,
+        [
+            "Excusez-moi, je n'ai pas bien compris. Êtes-vous bien Jeanne D. ? Dites oui, ou tapez 1 pour oui, 2 pour non.",
+            "Nous ne vous avons pas entendu. Au revoir.",
+        ]
+    );
+    let (_, stages) = said(&speak(&app, &attempt, "identity_again", "ah oui c'est moi").await);
+    assert_eq!(stages, ["menu"]);
+    // Not understood twice: a goodbye, and nothing recorded (not a wrong person).
+    let (_, stages) = said(&speak(&app, &attempt, "identity", "qui ça").await);
+    assert_eq!(stages, ["identity_again"]);
+    let twiml = speak(&app, &attempt, "identity_again", "mmh").await;
+    let (says, stages) = said(&twiml);
+    assert!(stages.is_empty() && twiml.contains("<Hangup/>"), "{twiml}");
+    assert_eq!(says, ["Nous ne vous avons pas entendu. Au revoir."]);
+    assert_eq!(app.scalar(wrong_person_notes).await, 5);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM replies WHERE channel = 'call'")
+            .await,
+        5,
+        "only the five wrong persons were recorded as answers"
+    );
+}
+
+async fn answer_call(app: &TestApp, attempt: &str) {
+    let (_, stages) = said(&answer(app, attempt).await);
+    assert_eq!(stages, ["identity"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_medical_statement_said_at_the_menu_reaches_a_person_and_confirms_nothing() {
+    let app = spawn_voice_app(None).await;
+    let attempt = book_for_a_call(&app, "VU1", "Jeanne Dupont", "fr").await;
+    answer_call(&app, &attempt).await;
+    said(&speak(&app, &attempt, "identity", "oui c'est moi").await);
+    let said_at_menu = "oui je viendrai mais j'ai une pile au coeur";
+    let twiml = speak(&app, &attempt, "menu", said_at_menu).await;
+    let (says, stages) = said(&twiml);
+    assert!(stages.is_empty(), "{twiml}");
+    assert_eq!(says, ["Le secrétariat va vous rappeler. Au revoir."]);
+    assert_eq!(app.campaign_state("VU1").await, "needs_human");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM notes WHERE reason = 'urgent' AND priority = 1")
+            .await,
+        1
+    );
+    // The secretaries read the patient's words (the reply's body), not a placeholder.
+    let body: String = sqlx::query_scalar("SELECT body FROM replies WHERE channel = 'call'")
+        .fetch_one(&app.engine.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(body, said_at_menu);
+}

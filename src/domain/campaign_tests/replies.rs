@@ -63,6 +63,7 @@ fn a_confirm_confirms_acknowledges_and_stops_every_further_touch_even_late_or_fr
             vec![
                 Command::Unschedule,
                 Command::ConfirmInAgenda,
+                Command::Note(NoteReason::RunningLate),
                 Command::Acknowledge(Ack::Confirmed { late: true })
             ]
         )
@@ -662,4 +663,50 @@ fn a_secretary_s_outcome_moves_the_campaign_and_the_agenda_without_a_message() {
     for o in [O::ConfirmedByPhone, O::CancelledByPhone, O::Rescheduled] {
         assert_eq!(O::parse(o.as_str()), Some(o));
     }
+}
+
+#[test]
+fn a_patient_running_late_confirms_and_the_secretaries_see_the_delay() {
+    let (p, cals) = (policy(), paris());
+    let start = local(PARIS, 2026, 3, 11, 14, 0);
+    let now = start - Duration::hours(20);
+    let late = Event::Reply {
+        intent: Intent::Confirm,
+        late: true,
+    };
+    let c = at_step(start, S::AwaitingReply, 0, 0);
+    let t = decide(&c, &late, now, &p, &cals);
+    assert_eq!(
+        t,
+        tr(
+            S::Confirmed,
+            0,
+            0,
+            vec![
+                Command::Unschedule,
+                Command::ConfirmInAgenda,
+                Command::Note(NoteReason::RunningLate),
+                Command::Acknowledge(Ack::Confirmed { late: true }),
+            ]
+        )
+    );
+    assert_eq!(
+        NoteReason::RunningLate.priority_at(now, start),
+        4,
+        "low priority"
+    );
+    // Already confirmed, then "I'll be 10 minutes late": a note, nothing else.
+    let confirmed = apply(&c, &t);
+    assert_eq!(
+        decide(&confirmed, &late, now, &p, &cals),
+        tr(
+            S::Confirmed,
+            0,
+            0,
+            vec![Command::Note(NoteReason::RunningLate)]
+        )
+    );
+    // Without a delay, no note.
+    let plain = decide(&c, &reply(Intent::Confirm), now, &p, &cals);
+    assert!(!plain.commands.iter().any(|c| matches!(c, Command::Note(_))));
 }

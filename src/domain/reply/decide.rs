@@ -3,8 +3,12 @@
 //! evidence, weak evidence, bare STOP, unclear). Each step is a function that either rules or
 //! passes to the next one.
 
-use super::lexicon::{CANCEL_EMOJI, CONFIRM_EMOJI, CONTRAST, FILLERS, OnNeg, Sig};
+use super::lexicon::{
+    CANCEL_EMOJI, CONFIRM_EMOJI, CONTACT_VERBS, CONTRAST, FILLERS, LIST_NOUNS, MESSAGE_NOUNS,
+    MORE_WORDS, OnNeg, REMOVE_WORDS, STOP_PAIRS, STOP_WORDS, Sig,
+};
 use super::matching::{Hit, find_hits, is_negated, resolve_overlaps};
+use super::medical;
 use super::normalize::{Prepared, Token};
 use super::types::Intent::{
     self, Cancel, Confirm, OptOut, Question, Reschedule, Unclear, Urgent, WrongPerson,
@@ -26,11 +30,16 @@ struct Signal {
     words: String,
 }
 
+#[derive(Clone)]
 pub(super) struct Verdict {
     pub(super) intent: Intent,
     pub(super) confidence: f32,
     pub(super) flags: Vec<Flag>,
     pub(super) reason: String,
+    /// What the rules saw, as the model's `r:` features (see [`super::model`]).
+    pub(super) cues: Vec<String>,
+    /// A phrase of the site's own vocabulary was found: the rules' verdict stands.
+    pub(super) site_phrase: bool,
 }
 
 /// What one step of the decision order rules; the flags are added by [`decide`].
@@ -66,6 +75,35 @@ struct Evidence<'h> {
 }
 
 impl Evidence<'_> {
+    /// What the rules saw, for the model: each signal's intent (`~` weak, `!` negated), and the
+    /// auxiliary cues.
+    fn cues(&self, question_mark: bool) -> Vec<String> {
+        let mut cues: Vec<String> = self
+            .signals
+            .iter()
+            .map(|s| {
+                format!(
+                    "s:{}{}{}",
+                    s.intent.as_str(),
+                    if s.weak { "~" } else { "" },
+                    if s.negated { "!" } else { "" }
+                )
+            })
+            .collect();
+        let aux = [
+            (!self.hedges.is_empty(), "hedge"),
+            (!self.late.is_empty(), "late"),
+            (self.bare_stop.is_some(), "bare_stop"),
+            (self.cue, "cue"),
+            (self.topic, "topic"),
+            (self.when, "when"),
+            (self.instead, "instead"),
+            (question_mark, "qmark"),
+        ];
+        cues.extend(aux.iter().filter(|(on, _)| *on).map(|(_, c)| c.to_string()));
+        cues
+    }
+
     fn strong_of(&self, intent: Intent) -> Option<&Signal> {
         self.signals.iter().find(|s| s.intent == intent && !s.weak)
     }
@@ -180,11 +218,18 @@ pub(super) fn decide(
                 .unwrap_or_else(|| steps.unclear()),
         },
     };
+    let mut cues = ev.cues(p.question_mark);
+    if flags.contains(&Flag::Digit) {
+        cues.push("digit".to_string());
+    }
+    cues.push(format!("rule:{}", ruling.intent.as_str()));
     Verdict {
         intent: ruling.intent,
         confidence: ruling.confidence,
         flags,
         reason: ruling.reason,
+        cues,
+        site_phrase: hits.iter().any(|h| h.site),
     }
 }
 
@@ -263,6 +308,25 @@ fn gather_evidence<'h>(p: &Prepared, hits: &'h [Hit], masked: &[bool]) -> Eviden
             });
         }
     }
+    // "Arrêtez les rappels", "ne m'appelez plus", "take me off your list": a request to stop
+    // being contacted, however it is worded; a weak "no" inside it is not a cancel.
+    if let Some((start, len)) = contact_stop(tokens) {
+        ev.signals.retain(|s| {
+            !(s.intent == Cancel && s.weak && s.start >= start && s.start < start + len)
+        });
+        ev.bare_stop = None;
+        ev.signals.push(Signal {
+            intent: OptOut,
+            weak: false,
+            negated: false,
+            start,
+            words: tokens[start..start + len]
+                .iter()
+                .map(|t| t.word.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        });
+    }
     // Lateness means the patient is coming.
     for h in &ev.late {
         ev.signals.push(Signal {
@@ -284,6 +348,43 @@ fn gather_evidence<'h>(p: &Prepared, hits: &'h [Hit], masked: &[bool]) -> Eviden
         })
     });
     ev
+}
+
+/// How far apart (in words, within one clause) a stop word and what it stops may stand.
+const CONTACT_STOP_WINDOW: usize = 7;
+
+/// The span of a request to stop being contacted: a stop word then a kind of message
+/// ("stop les messages", "plus de rappels", "no more automated calls"), a removal then a list
+/// or a number ("retirez-moi de vos listes", "delete my number"), or a contact verb then
+/// "plus"/"again"/"anymore" ("ne m'appelez plus", "don't text me again").
+fn contact_stop(tokens: &[Token]) -> Option<(usize, usize)> {
+    let word = |i: usize| tokens[i].word.as_str();
+    for i in 0..tokens.len() {
+        let w = word(i);
+        let two = tokens.get(i + 1).map(|t| format!("{w} {}", t.word));
+        let stop =
+            STOP_WORDS.contains(&w) || two.as_deref().is_some_and(|t| STOP_PAIRS.contains(&t));
+        let remove = REMOVE_WORDS.contains(&w);
+        let contact = CONTACT_VERBS.contains(&w);
+        if !(stop || remove || contact) {
+            continue;
+        }
+        for j in i + 1..tokens.len().min(i + 1 + CONTACT_STOP_WINDOW) {
+            if tokens[j].boundary_before {
+                break;
+            }
+            let v = word(j);
+            let stops_messages = (stop || remove) && MESSAGE_NOUNS.contains(&v);
+            let removes_from_list = remove && LIST_NOUNS.contains(&v);
+            let no_more_contact = contact
+                && MORE_WORDS.contains(&v)
+                && tokens.get(j + 1).is_none_or(|t| t.word != "tard");
+            if stops_messages || removes_from_list || no_more_contact {
+                return Some((i, j + 1 - i));
+            }
+        }
+    }
+    None
 }
 
 /// Step 4: a reply that is only a digit follows the call menu.
@@ -315,11 +416,17 @@ impl Steps<'_> {
     /// Steps 1 to 3: urgent, an explicit opt-out, a wrong person.
     fn overriding(&self) -> Option<Ruling> {
         if let Some(s) = self.ev.strong_of(Urgent) {
-            return rule(
-                Urgent,
-                0.95,
-                format!("urgent: {} (urgent beats all)", describe(s)),
-            );
+            let from = medical::list_of(&s.words)
+                .map(|l| format!("{l} list"))
+                .unwrap_or_else(|| "urgent beats all".to_string());
+            return rule(Urgent, 0.95, format!("urgent: {} ({from})", describe(s)));
+        }
+        // "I won't come, and stop the messages": the cancellation is what the centre acts on
+        // (no more messages follow a cancelled appointment anyway).
+        if self.ev.strong_of(OptOut).is_some() {
+            if let Some(c) = self.ev.signals.iter().find(|s| s.intent == Cancel) {
+                return Some(self.unless_hedged(c, Cancel, 0.85 - self.penalty));
+            }
         }
         if let Some(s) = self.ev.strong_of(OptOut) {
             return rule(

@@ -194,6 +194,12 @@ pub(super) const OPT_OUT_FR: &[&str] = &[
     "desinscrit",
     "me retirer de",
     "supprimer mon numero",
+    "desabonnez",
+    "desabonnez moi",
+    "desinscrivez moi",
+    "spammer",
+    "me spammer",
+    "suppression de mon numero",
 ];
 
 pub(super) const OPT_OUT_EN: &[&str] = &[
@@ -219,6 +225,138 @@ pub(super) const OPT_OUT_EN: &[&str] = &[
     "no longer receive",
     "texts anymore",
     "messages anymore",
+];
+
+// A request to stop being contacted, in parts (see `decide::contact_stop`): a stop word or a
+// removal, then within the clause a kind of message (or, for a removal, a list or a number);
+// or a contact verb then "plus"/"again".
+pub(super) const STOP_WORDS: &[&str] = &[
+    "plu", "stop", "stoppez", "stopper", "arret", "arrete", "arretez", "arreter", "arretes",
+    "arretiez", "cessez", "cesser", "plus", "assez", "suffit", "marre", "inutile", "enough",
+    "quit", "halt", "cancel", "arete", "areter",
+];
+pub(super) const STOP_PAIRS: &[&str] = &[
+    "no more",
+    "pas de",
+    "not want",
+    "not get",
+    "rather not",
+    "not receive",
+    "not send",
+    "no longer",
+    "any more",
+    "veux pas",
+    "veut pas",
+    "voye pas",
+    "pas voye",
+    "pas vle",
+    "vle pas",
+    "not use",
+    "pas le",
+];
+pub(super) const REMOVE_WORDS: &[&str] = &[
+    "retirez",
+    "retirer",
+    "retire",
+    "enlevez",
+    "enlever",
+    "enleve",
+    "supprimez",
+    "supprimer",
+    "supprime",
+    "suppression",
+    "effacez",
+    "effacer",
+    "desinscrivez",
+    "desabonnez",
+    "desinscrire",
+    "delete",
+    "remove",
+    "erase",
+    "off",
+    "unsubscribe",
+    "rayez",
+    "rayer",
+];
+pub(super) const CONTACT_VERBS: &[&str] = &[
+    "appelez",
+    "appeler",
+    "appele",
+    "appeles",
+    "ecrivez",
+    "ecrire",
+    "envoyez",
+    "envoyer",
+    "contactez",
+    "contacter",
+    "relancez",
+    "relancer",
+    "harcelez",
+    "sollicitez",
+    "call",
+    "ring",
+    "text",
+    "message",
+    "contact",
+    "send",
+    "bother",
+    "apele",
+    "voye",
+];
+pub(super) const MORE_WORDS: &[&str] = &["plus", "again", "anymore", "ankò", "anko"];
+pub(super) const MESSAGE_NOUNS: &[&str] = &[
+    "sms",
+    "message",
+    "messages",
+    "msg",
+    "msgs",
+    "mesaj",
+    "rappel",
+    "rappels",
+    "relance",
+    "relances",
+    "texto",
+    "textos",
+    "text",
+    "texts",
+    "txt",
+    "txts",
+    "reminder",
+    "reminders",
+    "call",
+    "calls",
+    "calling",
+    "appel",
+    "appels",
+    "robot",
+    "robots",
+    "whatsapp",
+    "notification",
+    "notifications",
+    "automated",
+    "automatic",
+    "automatique",
+    "automatiques",
+    "mails",
+    "emails",
+    "alerts",
+    "alertes",
+    "messaging",
+    "texting",
+    "ecrire",
+    "appeler",
+    "contacter",
+    "envoyer",
+    "spam",
+    "spammer",
+    "voye",
+    "apele",
+    "data",
+    "donnees",
+];
+pub(super) const LIST_NOUNS: &[&str] = &[
+    "liste", "listes", "list", "lists", "fichier", "fichiers", "records", "record", "database",
+    "numero", "number", "donnees", "data", "details", "base", "lis", "system", "systeme",
 ];
 
 /// Opt-out keywords that count only when the reply says nothing else.
@@ -265,6 +403,20 @@ pub(super) const WRONG_PERSON_FR: &[&str] = &[
     "qui est cette personne",
     "qui est ce monsieur",
     "qui est cette dame",
+    "ne me appelle pas",
+    "pas ici",
+    "mauvais num",
+    "mauvais 06",
+    "mauvais 07",
+    "ancien proprietaire",
+    "ancienne proprietaire",
+    "vous devez confondre",
+    "confondez",
+    "se pas mwen",
+    "pas konnet",
+    "pas konet",
+    "tronpe moun",
+    "pas mwen sa",
 ];
 
 pub(super) const WRONG_PERSON_EN: &[&str] = &[
@@ -287,6 +439,13 @@ pub(super) const WRONG_PERSON_EN: &[&str] = &[
     "no one by that name",
     "nobody by that name",
     "who is this person",
+    "wrong num",
+    "previous owner",
+    "work phone",
+    "lives here",
+    "never book",
+    "not my name",
+    "no one here",
 ];
 
 pub(super) const RESCHEDULE_FR: &[&str] = &[
@@ -333,6 +492,20 @@ pub(super) const RESCHEDULE_FR: &[&str] = &[
     "me rappelez",
     "me recontacter",
     "recontactez moi",
+    "autre rdv",
+    "une autre heure",
+    "quelque chose le",
+    "auriez quelque chose",
+    "avez quelque chose",
+    "ot dat",
+    "lot dat",
+    "on ot jou",
+    "report svp",
+    "un report",
+    "chanje dat",
+    "lot semaine",
+    "on ot le",
+    "ot le",
 ];
 
 pub(super) const RESCHEDULE_EN: &[&str] = &[
@@ -366,6 +539,12 @@ pub(super) const RESCHEDULE_EN: &[&str] = &[
     "could we do",
     "can we make it",
     "change",
+    "other day",
+    "other date",
+    "anything on",
+    "anything else on",
+    "got anything",
+    "can do the",
 ];
 
 pub(super) const QUESTION_FR: &[&str] = &[
@@ -628,6 +807,11 @@ pub(super) const CANCEL_WEAK_NOUN: &[&str] = &["annulation", "cancellation"];
 
 /// Attendance verbs and states (negated: cancel, "je ne viendrai pas").
 pub(super) const CONFIRM_VERBS_FR: &[&str] = &[
+    // Creole spellings (Réunion: "mi vien", Antilles: "mwen ka vini", "mwen ké vini").
+    "vien",
+    "vini",
+    "ka vini",
+    "ke vini",
     "venir",
     "viens",
     "vient",
@@ -723,6 +907,13 @@ pub(super) const CONFIRM_FR: &[&str] = &[
     "a vendredi",
     "a samedi",
     "je maintiens",
+    "affirmatif",
+    "c est good",
+    "sa marche",
+    "conferme",
+    "konfirme",
+    "se bon",
+    "an ka konfirme",
 ];
 
 pub(super) const CONFIRM_EN: &[&str] = &[
@@ -748,6 +939,8 @@ pub(super) const CONFIRM_EN: &[&str] = &[
     "definitely",
     "certainly",
     "noted",
+    "affirmative",
+    "sound",
 ];
 
 /// Weak confirm.
@@ -897,7 +1090,7 @@ pub(super) const WHEN: &[&str] = &[
     "week",
 ];
 
-pub(super) const INSTEAD: &[&str] = &["plutot", "instead", "rather"];
+pub(super) const INSTEAD: &[&str] = &["plutot", "instead", "rather", "pito"];
 
 /// Single words that only decide together with other evidence.
 pub(super) const CONTRAST: &[&str] = &["mais", "but", "however", "cependant", "pourtant"];

@@ -2,6 +2,7 @@
 //! a negation around a hit.
 
 use super::lexicon::{NEG_AFTER, NEG_BEFORE, OnNeg, SCOPE_CONTINUES, SUBJECTS, Sig, index, strong};
+use super::medical;
 use super::normalize::{Token, is_time_word};
 use super::types::Intent::{self, Cancel, Confirm, Unclear};
 use super::types::Lang;
@@ -18,6 +19,8 @@ pub(super) struct Hit {
     pub(super) sig: Sig,
     pub(super) masks_negators: bool,
     pub(super) order: usize,
+    /// A phrase of the site's own vocabulary.
+    pub(super) site: bool,
 }
 
 fn matches_at<S: AsRef<str>>(tokens: &[Token], at: usize, words: &[S]) -> bool {
@@ -50,6 +53,7 @@ pub(super) fn find_hits(
                         sig: entry.sig,
                         masks_negators: entry.masks_negators,
                         order: e,
+                        site: false,
                     });
                 }
             }
@@ -61,7 +65,24 @@ pub(super) fn find_hits(
                 sig: Sig::When,
                 masks_negators: false,
                 order: usize::MAX,
+                site: false,
             });
+        }
+        // The medical lists: strong urgent evidence, never negated.
+        let med = medical::lists();
+        if let Some(list) = med.by_first.get(tok.word.as_str()) {
+            for &e in list {
+                if matches_at(tokens, i, &med.entries[e].words) {
+                    hits.push(Hit {
+                        start: i,
+                        len: med.entries[e].words.len(),
+                        sig: strong(Intent::Urgent, OnNeg::Keep),
+                        masks_negators: false,
+                        order: idx.entries.len() + e,
+                        site: false,
+                    });
+                }
+            }
         }
         for (k, (intent, words)) in extra.iter().enumerate() {
             if matches_at(tokens, i, words) {
@@ -76,6 +97,7 @@ pub(super) fn find_hits(
                     sig,
                     masks_negators: false,
                     order: k,
+                    site: true,
                 });
             }
         }

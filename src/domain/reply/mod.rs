@@ -110,9 +110,13 @@
 //! their negation, and `decide` applies the decision order above. This file only wires them
 //! together (the files below it never import it, so there is no import cycle).
 
+mod blend;
 mod decide;
+mod identity;
 mod lexicon;
 mod matching;
+mod medical;
+pub mod model;
 mod normalize;
 mod types;
 mod vocabulary;
@@ -120,6 +124,8 @@ mod vocabulary;
 #[cfg(test)]
 mod tests;
 
+pub use identity::{Identity, identity};
+pub use model::{Model, Scores};
 pub use normalize::normalize;
 pub use types::{Classification, Flag, Intent, Lang, Normalized};
 pub use vocabulary::Vocabulary;
@@ -131,7 +137,7 @@ use vocabulary::vocab_phrases;
 /// Only the first 1,000 chars of a reply are read ([`Flag::Truncated`]).
 const MAX_CHARS: usize = 1000;
 /// Longest [`Classification::reason`], in chars.
-const REASON_MAX: usize = 80;
+const REASON_MAX: usize = 120;
 
 /// French vs English by stop-word counts; French on a tie.
 pub fn detect_lang(text: &str) -> Lang {
@@ -142,6 +148,49 @@ pub fn detect_lang(text: &str) -> Lang {
 /// Classify one patient reply. `lang` is the patient's locale if known
 /// (forced); otherwise the language is detected.
 pub fn classify(text: &str, lang: Option<Lang>, vocab: &Vocabulary) -> Classification {
+    classify_with(text, lang, vocab, Model::shipped())
+}
+
+/// The names of a reply's model features, deduplicated and sorted (for training).
+pub fn feature_names(text: &str, lang: Option<Lang>) -> Vec<String> {
+    let (head, _) = truncate_chars(text, MAX_CHARS);
+    let prepared = prepare(head);
+    let detected = detect_from_tokens(&prepared.tokens);
+    let verdict = decide(&prepared, lang.unwrap_or(detected), detected, &[]);
+    let words: Vec<&str> = prepared.tokens.iter().map(|t| t.word.as_str()).collect();
+    let mut names = Vec::new();
+    model::features(&words, &verdict.cues, &prepared.emojis, &mut |f| {
+        names.push(f.to_string())
+    });
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The rules alone, without the model (the rules' own tests).
+#[cfg(test)]
+pub(super) fn rules_only(text: &str, lang: Option<Lang>, vocab: &Vocabulary) -> Classification {
+    let (head, _) = truncate_chars(text, MAX_CHARS);
+    let prepared = prepare(head);
+    let detected = detect_from_tokens(&prepared.tokens);
+    let lang_used = lang.unwrap_or(detected);
+    let verdict = decide(&prepared, lang_used, detected, &vocab_phrases(vocab));
+    Classification {
+        intent: verdict.intent,
+        confidence: verdict.confidence,
+        flags: verdict.flags,
+        reason: verdict.reason,
+        lang: lang_used,
+    }
+}
+
+/// [`classify`] with a given model (the trainer scores its folds with it).
+pub fn classify_with(
+    text: &str,
+    lang: Option<Lang>,
+    vocab: &Vocabulary,
+    model: &Model,
+) -> Classification {
     let (head, truncated) = truncate_chars(text, MAX_CHARS);
     let prepared = prepare(head);
     let detected = detect_from_tokens(&prepared.tokens);
@@ -167,6 +216,9 @@ pub fn classify(text: &str, lang: Option<Lang>, vocab: &Vocabulary) -> Classific
 
     let extra = vocab_phrases(vocab);
     let verdict = decide(&prepared, lang_used, detected, &extra);
+    let words: Vec<&str> = prepared.tokens.iter().map(|t| t.word.as_str()).collect();
+    let scores = model.score(&words, &verdict.cues, &prepared.emojis);
+    let verdict = blend::blend(verdict, &scores);
     for f in verdict.flags {
         if !flags.contains(&f) {
             flags.push(f);
