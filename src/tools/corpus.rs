@@ -3,7 +3,7 @@
 //! --score` and the trainer. A score never prints a reply's text.
 
 use crate::domain::reply::model::CLASSES;
-use crate::domain::reply::{Intent, Lang};
+use crate::domain::reply::{Classification, Intent, Lang, dangerous};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,19 +55,6 @@ pub struct Score {
     pub n: usize,
 }
 
-/// A mistake that costs a slot or a patient, or hides a medical statement.
-pub fn dangerous(truth: Intent, got: Intent) -> bool {
-    use Intent::*;
-    matches!(
-        (truth, got),
-        (Confirm, Cancel)
-            | (Cancel, Confirm)
-            | (OptOut, Cancel | Confirm)
-            | (Cancel | Confirm, OptOut)
-            | (WrongPerson, Confirm)
-    ) || (truth == Urgent && !matches!(got, Urgent | Question))
-}
-
 pub fn score_of(confusion: BTreeMap<(Intent, Intent), usize>) -> Score {
     let n: usize = confusion.values().sum();
     let ok: usize = confusion
@@ -75,7 +62,7 @@ pub fn score_of(confusion: BTreeMap<(Intent, Intent), usize>) -> Score {
         .filter(|((t, g), _)| t == g)
         .map(|(_, c)| c)
         .sum();
-    let dangerous = confusion
+    let n_dangerous = confusion
         .iter()
         .filter(|((t, g), _)| dangerous(*t, *g))
         .map(|(_, c)| c)
@@ -83,7 +70,7 @@ pub fn score_of(confusion: BTreeMap<(Intent, Intent), usize>) -> Score {
     Score {
         accuracy: if n == 0 { 0.0 } else { ok as f64 / n as f64 },
         confusion,
-        dangerous,
+        dangerous: n_dangerous,
         n,
     }
 }
@@ -124,7 +111,7 @@ pub fn score(examples: &[Example]) -> Score {
     score_of(confusion)
 }
 
-fn classify_example(e: &Example) -> crate::domain::reply::Classification {
+fn classify_example(e: &Example) -> Classification {
     crate::domain::reply::classify(
         &e.text,
         Some(e.lang),
@@ -174,20 +161,26 @@ pub fn run_score(files: &[std::path::PathBuf], errors: bool) -> Result<()> {
         for e in &examples {
             let c = classify_example(e);
             if c.intent != e.intent {
-                super::outln!(
-                    "{}{:>13} -> {:<13} {:?}  [{}]",
-                    if dangerous(e.intent, c.intent) {
-                        "!"
-                    } else {
-                        " "
-                    },
-                    e.intent.as_str(),
-                    c.intent.as_str(),
-                    e.text,
-                    c.reason
-                )?;
+                print_miss(e, &c)?;
             }
         }
     }
     Ok(())
+}
+
+/// One misread reply: `!` when the mistake is dangerous, the truth, the answer, the text and
+/// the reason (development corpora only).
+pub fn print_miss(e: &Example, c: &Classification) -> Result<()> {
+    super::outln!(
+        "{}{:>13} -> {:<13} {:?}  [{}]",
+        if dangerous(e.intent, c.intent) {
+            "!"
+        } else {
+            " "
+        },
+        e.intent.as_str(),
+        c.intent.as_str(),
+        e.text,
+        c.reason
+    )
 }

@@ -5,7 +5,7 @@
 //! randomness, weights rounded to 4 decimals). With `--folds k` it also reports the k-fold
 //! cross-validated score of the whole classifier (rules and model together) on the corpus.
 
-use super::corpus::{Example, Score, confusion_table, read_corpus, score_of};
+use super::corpus::{Example, Score, confusion_table, print_miss, read_corpus, score_of};
 use super::outln;
 use crate::domain::reply::model::CLASSES;
 use crate::domain::reply::{self, Model, Vocabulary};
@@ -162,18 +162,7 @@ pub fn cross_validate(
         let e = &examples[i];
         *confusion.entry((e.intent, c.intent)).or_default() += 1;
         if show_errors && c.intent != e.intent {
-            outln!(
-                "{}{:>13} -> {:<13} {:?}  [{}]",
-                if super::corpus::dangerous(e.intent, c.intent) {
-                    "!"
-                } else {
-                    " "
-                },
-                e.intent.as_str(),
-                c.intent.as_str(),
-                e.text,
-                c.reason
-            )?;
+            print_miss(e, &c)?;
         }
     }
     Ok(score_of(confusion))

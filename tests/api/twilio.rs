@@ -247,8 +247,16 @@ async fn a_whatsapp_template_opens_the_conversation_and_a_quick_reply_confirms()
     assert_eq!(r["status"], 200);
     t.settle().await;
     assert_eq!(t.app.campaign_state("W1").await, "confirmed");
-    // The acknowledgement is free text: the patient just wrote, the window is open.
-    let messages = t.requests("/Messages.json").await;
+    // The acknowledgement is free text: the patient just wrote, the window is open. It goes
+    // out once the agenda took the confirmation, after the webhook answered: wait for it.
+    let mut messages = t.requests("/Messages.json").await;
+    for _ in 0..100 {
+        if messages.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        messages = t.requests("/Messages.json").await;
+    }
     assert_eq!(messages.len(), 2);
     assert!(form(&messages[1], "ContentSid").is_empty());
     assert!(!form(&messages[1], "Body").is_empty());

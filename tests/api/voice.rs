@@ -30,8 +30,20 @@ async fn spawn_voice_app(templates_dir: Option<&Path>) -> TestApp {
 /// Books an appointment on the test Wednesday at 16:00 for `patient` in `locale`, opens its
 /// campaign, and returns the attempt key a call of it carries.
 async fn book_for_a_call(app: &TestApp, id: &str, patient: &str, locale: &str) -> String {
+    book_for_a_call_from(app, id, patient, locale, "+33612340099").await
+}
+
+/// [`book_for_a_call`] for a patient of their own (`phone`): not a same-day follower of
+/// another booking.
+async fn book_for_a_call_from(
+    app: &TestApp,
+    id: &str,
+    patient: &str,
+    locale: &str,
+    phone: &str,
+) -> String {
     app.import(&format!(
-        "{CSV_HEADER}{id},paris-nord,RX-THO,{}T16:00,,{patient},+33612340099,{locale},sms\n",
+        "{CSV_HEADER}{id},paris-nord,RX-THO,{}T16:00,,{patient},{phone},{locale},sms\n",
         wednesday()
     ))
     .await;
@@ -219,7 +231,8 @@ async fn speak(app: &TestApp, attempt: &str, stage: &str, speech: &str) -> Strin
         app,
         &format!("/webhooks/twilio/voice/gather?attempt={attempt}&stage={stage}"),
         &[
-            ("CallSid", "CA0001"),
+            // One call per attempt: a replayed answer (same call, same words) counts once.
+            ("CallSid", &format!("CA{attempt}")),
             ("SpeechResult", speech),
             ("Confidence", "0.9"),
         ],
@@ -245,7 +258,14 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
         ("en", "yes"),
     ] {
         n += 1;
-        let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", locale).await;
+        let attempt = book_for_a_call_from(
+            &app,
+            &format!("ID{n}"),
+            "Jeanne Dupont",
+            locale,
+            &format!("+336123402{n:02}"),
+        )
+        .await;
         answer_call(&app, &attempt).await;
         let (says, stages) = said(&speak(&app, &attempt, "identity", answer).await);
         assert_eq!(stages, ["menu"], "{answer:?}: {says:?}");
@@ -267,7 +287,14 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
     .enumerate()
     {
         n += 1;
-        let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", locale).await;
+        let attempt = book_for_a_call_from(
+            &app,
+            &format!("ID{n}"),
+            "Jeanne Dupont",
+            locale,
+            &format!("+336123402{n:02}"),
+        )
+        .await;
         answer_call(&app, &attempt).await;
         let twiml = speak(&app, &attempt, "identity", answer).await;
         let (says, stages) = said(&twiml);
@@ -287,7 +314,14 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
         );
     }
     n += 1;
-    let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", "fr").await;
+    let attempt = book_for_a_call_from(
+        &app,
+        &format!("ID{n}"),
+        "Jeanne Dupont",
+        "fr",
+        &format!("+336123402{n:02}"),
+    )
+    .await;
     let (says, _) = said(&press(&app, &attempt, "identity", "2").await);
     assert_eq!(
         says,
@@ -297,7 +331,14 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
 
     // Not understood: asked once more; understood the second time, on to the menu.
     n += 1;
-    let attempt = book_for_a_call(&app, &format!("ID{n}"), "Jeanne Dupont", "fr").await;
+    let attempt = book_for_a_call_from(
+        &app,
+        &format!("ID{n}"),
+        "Jeanne Dupont",
+        "fr",
+        &format!("+336123402{n:02}"),
+    )
+    .await;
     let (says, stages) = said(&speak(&app, &attempt, "identity", "hein ? allô").await);
     assert_eq!(stages, ["identity_again"]);
     assert_eq!(

@@ -31,7 +31,7 @@ pub(super) const RULES_KEPT_ABOVE: f32 = 0.15;
 
 /// Swapping these costs a slot or a patient (the first is the rules' or truth's, the second the
 /// other's reading).
-fn opposite(a: Intent, b: Intent) -> bool {
+pub(super) fn opposite(a: Intent, b: Intent) -> bool {
     matches!(
         (a, b),
         (Confirm, Cancel)

@@ -139,6 +139,14 @@ const MAX_CHARS: usize = 1000;
 /// Longest [`Classification::reason`], in chars.
 const REASON_MAX: usize = 120;
 
+/// A reading that costs a slot or a patient, or hides a medical statement: confirm ↔ cancel,
+/// opt-out ↔ confirm or cancel, a wrong person read as confirm, an urgent reply read as anything
+/// but urgent or a question (the acceptance's "dangerous errors").
+pub fn dangerous(truth: Intent, got: Intent) -> bool {
+    blend::opposite(truth, got)
+        || (truth == Intent::Urgent && !matches!(got, Intent::Urgent | Intent::Question))
+}
+
 /// French vs English by stop-word counts; French on a tie.
 pub fn detect_lang(text: &str) -> Lang {
     let (head, _) = truncate_chars(text, MAX_CHARS);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::lexicon::TABLES;
 use super::*;
-use Intent::{Cancel, Confirm, Question, Urgent};
+use Intent::Urgent;
 
 /// The corpus, relative to this file (`src/domain/reply/tests.rs`).
 const CORPUS: &str = include_str!("../../../tests/corpus/replies.tsv");
@@ -712,19 +712,6 @@ impl Tally {
             println!("   {ok}/{total}");
         }
     }
-}
-
-/// A mistake that costs a slot or a patient, or hides a medical statement.
-fn dangerous(truth: Intent, got: Intent) -> bool {
-    use Intent::*;
-    matches!(
-        (truth, got),
-        (Confirm, Cancel)
-            | (Cancel, Confirm)
-            | (OptOut, Cancel | Confirm)
-            | (Cancel | Confirm, OptOut)
-            | (WrongPerson, Confirm)
-    ) || (truth == Urgent && !matches!(got, Urgent | Question))
 }
 
 /// Scores `files`, each reply in its own language when `force_lang` (as a campaign's locale
