@@ -424,8 +424,39 @@ impl Steps<'_> {
         // "I won't come, and stop the messages": the cancellation is what the centre acts on
         // (no more messages follow a cancelled appointment anyway).
         if self.ev.strong_of(OptOut).is_some() {
-            if let Some(c) = self.ev.signals.iter().find(|s| s.intent == Cancel) {
+            // A weak cancel counts only as the reply's first word ("Non. Et arrêtez les SMS"),
+            // not inside it ("I'm no longer his carer").
+            if let Some(c) = self
+                .ev
+                .signals
+                .iter()
+                .find(|s| s.intent == Cancel && (!s.weak || s.start == 0))
+            {
                 return Some(self.unless_hedged(c, Cancel, 0.85 - self.penalty));
+            }
+        }
+        // "Stop. Je viens mais stop": a STOP beside a plain confirmation asks to stop the
+        // messages, the appointment is kept.
+        if let Some(h) = self.ev.bare_stop {
+            let confirms = self
+                .ev
+                .signals
+                .iter()
+                .any(|s| s.intent == Confirm && !s.weak);
+            let other = self
+                .ev
+                .signals
+                .iter()
+                .any(|s| s.intent != Confirm && !s.weak);
+            if confirms && !other {
+                return rule(
+                    OptOut,
+                    0.8 - self.penalty,
+                    format!(
+                        "opt_out: '{}' beside a confirmation",
+                        phrase_of(self.tokens, h)
+                    ),
+                );
             }
         }
         if let Some(s) = self.ev.strong_of(OptOut) {

@@ -231,9 +231,9 @@ pub(super) const OPT_OUT_EN: &[&str] = &[
 // removal, then within the clause a kind of message (or, for a removal, a list or a number);
 // or a contact verb then "plus"/"again".
 pub(super) const STOP_WORDS: &[&str] = &[
-    "plu", "stop", "stoppez", "stopper", "arret", "arrete", "arretez", "arreter", "arretes",
-    "arretiez", "cessez", "cesser", "plus", "assez", "suffit", "marre", "inutile", "enough",
-    "quit", "halt", "cancel", "arete", "areter",
+    "aret", "plu", "stop", "stoppez", "stopper", "arret", "arrete", "arretez", "arreter",
+    "arretes", "arretiez", "cessez", "cesser", "plus", "assez", "suffit", "marre", "inutile",
+    "enough", "quit", "halt", "cancel", "arete", "areter",
 ];
 pub(super) const STOP_PAIRS: &[&str] = &[
     "no more",
@@ -807,6 +807,13 @@ pub(super) const CANCEL_WEAK_NOUN: &[&str] = &["annulation", "cancellation"];
 
 /// Attendance verbs and states (negated: cancel, "je ne viendrai pas").
 pub(super) const CONFIRM_VERBS_FR: &[&str] = &[
+    // "ne se présentera pas", "n'honorera pas": formal attendance, negated like "venir".
+    "presenterai",
+    "presentera",
+    "presenterons",
+    "honorerai",
+    "honorera",
+    "honorerons",
     // Creole spellings (Réunion: "mi vien", Antilles: "mwen ka vini", "mwen ké vini").
     "vien",
     "vini",

@@ -623,7 +623,7 @@ fn a_huge_reply_is_classified_from_its_first_1000_chars_only() {
 // first two; the held-out part is only scored here, by aggregates: a failure prints counts,
 // never a reply, so that nobody tunes on it by reading it.
 
-const DEV: [&str; 7] = [
+const DEV: [&str; 13] = [
     include_str!("../../../tests/corpus/blind/dev/elderly.tsv"),
     include_str!("../../../tests/corpus/blind/dev/young.tsv"),
     include_str!("../../../tests/corpus/blind/dev/second-language.tsv"),
@@ -631,6 +631,13 @@ const DEV: [&str; 7] = [
     include_str!("../../../tests/corpus/blind/dev/relatives.tsv"),
     include_str!("../../../tests/corpus/blind/dev/voice.tsv"),
     include_str!("../../../tests/corpus/blind/dev/english.tsv"),
+    // A second development writer per persona (the voice persona has one).
+    include_str!("../../../tests/corpus/blind/dev/elderly-2.tsv"),
+    include_str!("../../../tests/corpus/blind/dev/young-2.tsv"),
+    include_str!("../../../tests/corpus/blind/dev/second-language-2.tsv"),
+    include_str!("../../../tests/corpus/blind/dev/overseas-2.tsv"),
+    include_str!("../../../tests/corpus/blind/dev/relatives-2.tsv"),
+    include_str!("../../../tests/corpus/blind/dev/english-2.tsv"),
 ];
 const HELDOUT: [&str; 7] = [
     include_str!("../../../tests/corpus/blind/heldout/elderly.tsv"),
@@ -845,14 +852,14 @@ fn the_held_out_corpus_meets_the_bar() {
 }
 
 // Measured on 2026-12-02 with the model of that day (issue 11's closing note): development
-// 99.0 % with 1 dangerous error (trained on); held-out 90.5 %, urgent recall 270/280, 17
+// 99.1 % with 1 dangerous error (trained on); held-out 92.5 %, urgent recall 271/280, 16
 // dangerous errors. The acceptance asks 97 %, 99 % and 0 on the held-out part: these bars keep
 // what was reached from regressing, they do not claim the acceptance.
 const DEV_ACCURACY: f64 = 0.98;
 const DEV_DANGEROUS: usize = 1;
-const HELDOUT_ACCURACY: f64 = 0.90;
+const HELDOUT_ACCURACY: f64 = 0.92;
 const HELDOUT_URGENT_RECALL: f64 = 0.96;
-const HELDOUT_DANGEROUS: usize = 17;
+const HELDOUT_DANGEROUS: usize = 16;
 
 // ---- the call's identity question ------------------------------------
 
