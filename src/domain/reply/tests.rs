@@ -764,7 +764,7 @@ fn the_corpora_are_large_balanced_and_say_how_they_were_written() {
         CORPUS.starts_with("# Written by the project"),
         "replies.tsv header"
     );
-    for (part, files) in [("dev", DEV), ("held-out", HELDOUT)] {
+    for (part, files) in [("dev", &DEV[..]), ("held-out", &HELDOUT[..])] {
         let mut all = Vec::new();
         for f in files {
             assert!(
