@@ -766,7 +766,7 @@ fn the_corpora_are_large_balanced_and_say_how_they_were_written() {
     );
     for (part, files) in [("dev", &DEV[..]), ("held-out", &HELDOUT[..])] {
         let mut all = Vec::new();
-        for f in files {
+        for &f in files {
             assert!(
                 f.starts_with("# Written BLIND"),
                 "a {part} file does not say how it was written"
