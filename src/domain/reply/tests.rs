@@ -229,8 +229,12 @@ fn cancellation_policy_is_a_question_not_a_cancel() {
 
 #[test]
 fn pas_mal_is_not_pain_but_jai_mal_is() {
-    assert_eq!(intent("pas mal merci"), Intent::Unclear);
-    assert_eq!(intent("j'ai pas mal de questions"), Intent::Unclear);
+    // The rules' idiom; the whole classifier (the model may read these otherwise) never makes
+    // them urgent.
+    assert_eq!(rule_intent("pas mal merci"), Intent::Unclear);
+    assert_eq!(rule_intent("j'ai pas mal de questions"), Intent::Unclear);
+    assert_ne!(intent("pas mal merci"), Intent::Urgent);
+    assert_ne!(intent("j'ai pas mal de questions"), Intent::Urgent);
     assert_eq!(intent("j'ai mal"), Intent::Urgent);
     assert_eq!(intent("j'ai mal au genou"), Intent::Urgent);
 }
