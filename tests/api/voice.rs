@@ -258,14 +258,7 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
         ("en", "yes"),
     ] {
         n += 1;
-        let attempt = book_for_a_call_from(
-            &app,
-            &format!("ID{n}"),
-            "Jeanne Dupont",
-            locale,
-            &format!("+336123402{n:02}"),
-        )
-        .await;
+        let attempt = book_patient_n(&app, n, locale).await;
         answer_call(&app, &attempt).await;
         let (says, stages) = said(&speak(&app, &attempt, "identity", answer).await);
         assert_eq!(stages, ["menu"], "{answer:?}: {says:?}");
@@ -287,14 +280,7 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
     .enumerate()
     {
         n += 1;
-        let attempt = book_for_a_call_from(
-            &app,
-            &format!("ID{n}"),
-            "Jeanne Dupont",
-            locale,
-            &format!("+336123402{n:02}"),
-        )
-        .await;
+        let attempt = book_patient_n(&app, n, locale).await;
         answer_call(&app, &attempt).await;
         let twiml = speak(&app, &attempt, "identity", answer).await;
         let (says, stages) = said(&twiml);
@@ -314,14 +300,7 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
         );
     }
     n += 1;
-    let attempt = book_for_a_call_from(
-        &app,
-        &format!("ID{n}"),
-        "Jeanne Dupont",
-        "fr",
-        &format!("+336123402{n:02}"),
-    )
-    .await;
+    let attempt = book_patient_n(&app, n, "fr").await;
     let (says, _) = said(&press(&app, &attempt, "identity", "2").await);
     assert_eq!(
         says,
@@ -331,14 +310,7 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
 
     // Not understood: asked once more; understood the second time, on to the menu.
     n += 1;
-    let attempt = book_for_a_call_from(
-        &app,
-        &format!("ID{n}"),
-        "Jeanne Dupont",
-        "fr",
-        &format!("+336123402{n:02}"),
-    )
-    .await;
+    let attempt = book_patient_n(&app, n, "fr").await;
     let (says, stages) = said(&speak(&app, &attempt, "identity", "hein ? allô").await);
     assert_eq!(stages, ["identity_again"]);
     assert_eq!(
@@ -364,6 +336,12 @@ async fn the_identity_question_understands_the_patient_a_relative_and_only_an_ex
         5,
         "only the five wrong persons were recorded as answers"
     );
+}
+
+/// Patient number `n` of a test, with a phone of their own; returns the call's attempt key.
+async fn book_patient_n(app: &TestApp, n: usize, locale: &str) -> String {
+    let (id, phone) = (format!("ID{n}"), format!("+336123402{n:02}"));
+    book_for_a_call_from(app, &id, "Jeanne Dupont", locale, &phone).await
 }
 
 async fn answer_call(app: &TestApp, attempt: &str) {
